@@ -1,0 +1,37 @@
+"""DVC stage `evaluate@VARIANT-SEED`: top-1/top-5 (centre and 10-crop), confusion, figures -> reports/runs/."""
+
+import argparse
+import json
+from pathlib import Path
+
+from alexnet.cli import stage_main
+from alexnet.config import load, run_name
+from alexnet.data.input import load_prepared
+from alexnet.evaluation import evaluate_run
+from alexnet.tracking import Tracker, run_tags, tracked_run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("variant")
+    parser.add_argument("seed", type=int)
+    args = parser.parse_args()
+    cfg = load(variant=args.variant, seed=args.seed)
+    name = run_name(args.variant, args.seed)
+    model_dir, report_dir = Path("models") / name, Path("reports/runs") / name
+    data = load_prepared(Path("data/prepared"))
+    trained = json.loads((model_dir / "run.json").read_text())
+    tracker = Tracker(cfg.tracking).connect()
+    tags = run_tags(args.variant, args.seed, data.data_hash, stage="evaluate")
+    with tracked_run(tracker, name, tags, resume_run_id=trained.get("mlflow_run_id")):
+        results = evaluate_run(cfg, data, model_dir / "model.keras", report_dir)
+        tracker.log_metrics({f"eval_{key}": value for key, value in results.items()})
+        tracker.set_tags({"dvc_stage": "evaluate"})
+        tracker.log_artifacts(report_dir / "figures", "figures")
+        tracker.log_artifact(report_dir / "metrics.json")
+        tracker.log_artifact(report_dir / "per_class.csv")
+    print(f"evaluate: {name} top-1 error {results['top1_error']:.3f}; wrote {report_dir}")
+
+
+if __name__ == "__main__":
+    stage_main(main)

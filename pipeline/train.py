@@ -1,0 +1,52 @@
+"""DVC stage `train@VARIANT-SEED`: one model of the ablation study -> models/VARIANT-sSEED/."""
+
+import argparse
+import json
+from pathlib import Path
+
+from alexnet.cli import stage_main
+from alexnet.config import load, run_name
+from alexnet.data.input import load_prepared
+from alexnet.tracking import Tracker, run_tags, tracked_run
+from alexnet.training import TrainingRun, fingerprint, resume_state, train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("variant")
+    parser.add_argument("seed", type=int)
+    args = parser.parse_args()
+    cfg = load(variant=args.variant, seed=args.seed)
+    name = run_name(args.variant, args.seed)
+    data = load_prepared(Path("data/prepared"))
+    model_dir, report_dir = Path("models") / name, Path("reports/runs") / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    run = TrainingRun(
+        model_file=model_dir / "model.keras",
+        history_file=report_dir / "history.csv",
+        checkpoint_dir=model_dir / "checkpoints",
+        fingerprint=fingerprint(cfg, data.data_hash),
+    )
+    state = resume_state(run, cfg.train.epochs)
+    tracker = Tracker(cfg.tracking).connect()
+    tags = run_tags(args.variant, args.seed, data.data_hash, stage="train")
+    resume_id = state and state.get("mlflow_run_id")
+    with tracked_run(tracker, name, tags, resume_id):
+        if not resume_id:
+            tracker.log_params(cfg)
+        if state:
+            print(f"train: resuming {name} after epoch {state['epochs_done']} of {cfg.train.epochs}")
+        train(cfg, data, run, tracker, state)
+        if cfg.tracking.log_model:
+            tracker.log_keras_model(run.model_file)
+        tracker.log_artifact(run.history_file)
+    (model_dir / "run.json").write_text(
+        json.dumps({"run": name, "variant": args.variant, "seed": args.seed, "mlflow_run_id": tracker.run_id,
+                    "tracking_failure": tracker.failure}, indent=2) + "\n"
+    )
+    print(f"train: wrote {run.model_file} and {run.history_file}")
+
+
+if __name__ == "__main__":
+    stage_main(main)

@@ -1,0 +1,61 @@
+"""Command line: `alexnet predict`, `alexnet ui`, and the error handling every stage script shares."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, OSError)
+
+
+def stage_main(body: Callable[[], None]) -> None:
+    """Run a stage body; a user error is one line on stderr and exit status 2, never a traceback."""
+    from alexnet.config import ConfigError
+
+    try:
+        body()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except USER_ERRORS as error:
+        if os.environ.get("ALEXNET_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _ui(args: argparse.Namespace) -> None:
+    from alexnet.tracking import ui_command
+
+    command = ui_command(args.host, args.port)
+    print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    os.execv(command[0], command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alexnet", description="AlexNet reproduction tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    ui = commands.add_parser("ui", help="open the project's MLflow store in the MLflow UI")
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(handler=_ui)
+    try:
+        from alexnet.predict import add_predict_command
+    except ImportError:
+        pass
+    else:
+        add_predict_command(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    stage_main(lambda: args.handler(args))
+
+
+if __name__ == "__main__":
+    main()

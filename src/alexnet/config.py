@@ -1,0 +1,256 @@
+"""Typed, validated params: the one reader of params.yaml.
+
+Every default that matters lives in params.yaml; these models only say what a
+value may be. A bad key or value raises ConfigError with one line that names the
+key and the fix, before any work starts.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PARAMS_FILE = "params.yaml"
+WNID_PATTERN = r"^n\d{8}$|^[A-Za-z0-9_\-]+$"
+
+PositiveInt = Annotated[int, Field(gt=0)]
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class ConfigError(ValueError):
+    """A one-line, user-facing error about params.yaml."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SyntheticConfig(Section):
+    classes: Annotated[int, Field(ge=2, le=64)]
+    train_per_class: PositiveInt
+    val_per_class: PositiveInt
+    image_size: Annotated[int, Field(ge=32, le=512)]
+
+
+class DataConfig(Section):
+    source: Literal["synthetic", "imagenette", "imagewoof", "folder", "ilsvrc2012"]
+    url: str | None
+    size: Literal["160", "320", "full"]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None
+    cache_dir: str
+    classes: Annotated[int, Field(ge=2)] | list[Annotated[str, Field(pattern=WNID_PATTERN)]]
+    train_per_class: PositiveInt | None
+    val_per_class: PositiveInt | None
+    seed: Annotated[int, Field(ge=0)]
+    drop_leaks: bool
+    synthetic: SyntheticConfig
+
+    @model_validator(mode="after")
+    def _needs_location(self) -> DataConfig:
+        if self.source in ("folder", "ilsvrc2012") and not self.url:
+            raise ValueError(f"data.url: source '{self.source}' needs a folder or archive path in data.url")
+        return self
+
+
+class PreprocessConfig(Section):
+    size: Annotated[int, Field(ge=16, le=1024)]
+    jpeg_quality: Annotated[int, Field(ge=50, le=100)]
+    shards: Annotated[int, Field(ge=1, le=1024)]
+    workers: Annotated[int, Field(ge=1, le=256)]
+
+
+class ModelConfig(Section):
+    architecture: Literal["alexnet", "one_weird_trick"]
+    towers: Literal[1, 2]
+    activation: Literal["relu", "tanh"]
+    dropout: Probability
+    lrn: bool
+    lrn_alpha_over_n: bool
+    pooling: Literal["overlapping", "non_overlapping"]
+    init: Literal["paper", "caffe", "zero"]
+    width: Annotated[float, Field(gt=0.0, le=4.0)]
+    fc_units: PositiveInt
+
+
+class AugmentConfig(Section):
+    random_crop: bool
+    flip: bool
+    pca_lighting: Annotated[float, Field(ge=0.0, le=10.0)]
+
+
+class TrainConfig(Section):
+    crop: Annotated[int, Field(ge=32, le=1024)]
+    batch_size: PositiveInt
+    epochs: PositiveInt
+    optimizer: Literal["paper_sgd", "sgdw"]
+    learning_rate: Annotated[float, Field(gt=0.0, le=10.0)]
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)]
+    weight_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
+    lr_drop_factor: Annotated[float, Field(gt=0.0, lt=1.0)]
+    lr_patience: PositiveInt
+    lr_max_drops: Annotated[int, Field(ge=0)]
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
+    xla: Literal["auto"] | bool
+    seed: Annotated[int, Field(ge=0)]
+    deterministic: bool
+    shuffle_buffer: PositiveInt
+
+
+class EvaluateConfig(Section):
+    batch_size: PositiveInt
+    ten_crop: bool
+    top_k: Annotated[int, Field(ge=1, le=10)]
+    figure_images: Annotated[int, Field(ge=1, le=64)]
+
+
+class AblationsConfig(Section):
+    run: Annotated[list[str], Field(min_length=1)]
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    variants: dict[str, dict[str, Any]]
+
+    @field_validator("variants")
+    @classmethod
+    def _overrides_target_known_sections(cls, variants: dict[str, dict[str, Any]]) -> dict:
+        for name, overrides in variants.items():
+            for key in overrides:
+                if key.split(".")[0] not in OVERRIDABLE:
+                    raise ValueError(
+                        f"variant '{name}' overrides '{key}'; only {', '.join(OVERRIDABLE)} keys may be overridden"
+                    )
+        return variants
+
+    @model_validator(mode="after")
+    def _run_names_exist(self) -> AblationsConfig:
+        unknown = [name for name in self.run if name not in self.variants]
+        if unknown:
+            raise ValueError(f"run lists unknown variant(s) {unknown}; define them under ablations.variants")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds has duplicates; list each replicate seed once")
+        return self
+
+
+class TrackingConfig(Section):
+    enabled: bool
+    experiment: Annotated[str, Field(min_length=1)]
+    uri: str | None
+    log_model: bool
+    on_failure: Literal["warn", "fail"]
+
+
+class Config(Section):
+    data: DataConfig
+    preprocess: PreprocessConfig
+    model: ModelConfig
+    augment: AugmentConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    ablations: AblationsConfig
+    tracking: TrackingConfig
+
+    @model_validator(mode="after")
+    def _crop_fits(self) -> Config:
+        if self.train.crop > self.preprocess.size:
+            raise ValueError(
+                f"train.crop: {self.train.crop} is larger than preprocess.size {self.preprocess.size}; "
+                "lower train.crop or raise preprocess.size"
+            )
+        return self
+
+
+OVERRIDABLE = ("model", "augment", "train")
+
+
+def project_root() -> Path:
+    """The DVC project root: DVC_ROOT inside a stage, else the nearest folder with params.yaml."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").exists() or (folder / PARAMS_FILE).exists():
+            return folder
+    return here
+
+
+def _format_error(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"] if not str(part).startswith(("function-after", "union")))
+    got = first.get("input")
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{key}'; remove it or check its spelling"
+    if first["type"] == "missing":
+        return f"{source}: missing key '{key}'; add it (see the README's params table)"
+    message = first["msg"].removeprefix("Value error, ")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    return f"{source}: {key}: {message}{shown}; fix it in {source}"
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:
+    node = tree
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"{source}: override '{dotted}' names no section '{part}'; check its spelling")
+        node = node[part]
+    if leaf not in node:
+        raise ConfigError(f"{source}: override '{dotted}' names no existing key; check its spelling")
+    node[leaf] = value
+
+
+def parse(raw: Any, source: str = PARAMS_FILE, variant: str | None = None, seed: int | None = None) -> Config:
+    """Validate a params tree; apply a variant's overrides (and a replicate seed) first."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections at the top level")
+    tree = copy.deepcopy(raw)
+    if variant is not None:
+        variants = (tree.get("ablations") or {}).get("variants") or {}
+        if variant not in variants:
+            raise ConfigError(f"{source}: unknown variant '{variant}'; define it under ablations.variants")
+        for dotted, value in (variants[variant] or {}).items():
+            if str(dotted).split(".")[0] not in OVERRIDABLE:
+                raise ConfigError(
+                    f"{source}: ablations.variants.{variant}: '{dotted}' is not a model/augment/train key"
+                )
+            _set_dotted(tree, str(dotted), value, f"{source}: ablations.variants.{variant}")
+    if seed is not None and isinstance(tree.get("train"), dict):
+        tree["train"]["seed"] = seed
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as error:
+        raise ConfigError(_format_error(error, source)) from None
+
+
+def load(path: str | Path | None = None, variant: str | None = None, seed: int | None = None) -> Config:
+    """Read and validate params.yaml (default: the project root's)."""
+    path = Path(path) if path else project_root() / PARAMS_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found; run from the project root or pass its path")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    return parse(raw, str(path.name if path.name == PARAMS_FILE else path), variant, seed)
+
+
+def flatten(config: Config | dict, prefix: str = "") -> dict[str, Any]:
+    """{'model.activation': 'relu', ...}: the flat form MLflow and reports use."""
+    tree = config.model_dump() if isinstance(config, BaseModel) else config
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def run_name(variant: str, seed: int) -> str:
+    """Folder and run name of one (variant, seed) replicate: 'baseline-s0'."""
+    return f"{variant}-s{seed}"

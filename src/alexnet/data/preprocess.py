@@ -1,0 +1,196 @@
+"""Preprocess (paper Sec. 2): shorter side to `size`, centre square crop, TFRecord shards, train stats.
+
+Stats, on the train split only:
+- the per-pixel mean image (size x size x 3) the paper subtracts, and its per-channel mean;
+- the eigenvalues/eigenvectors of the 3x3 RGB covariance for PCA lighting (Sec. 4.1),
+  computed on pixel values scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from alexnet.config import PreprocessConfig
+
+SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class PreprocessSummary:
+    written: dict[str, int]
+    failed: list[str]
+    out_dir: Path
+
+
+def read_manifest(raw_dir: Path) -> list[dict[str, str]]:
+    manifest = raw_dir / "manifest.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: no manifest; run the ingest stage first (dvc repro ingest)")
+    with manifest.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def shard_paths(out_dir: Path, split: str, shards: int) -> list[Path]:
+    return [out_dir / f"{split}-{index:05d}-of-{shards:05d}.tfrecord" for index in range(shards)]
+
+
+def _resize_and_crop(tf, encoded, size: int):
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    scale = tf.cast(size, tf.float32) / tf.cast(tf.minimum(height, width), tf.float32)
+    new_height = tf.maximum(size, tf.cast(tf.round(tf.cast(height, tf.float32) * scale), tf.int32))
+    new_width = tf.maximum(size, tf.cast(tf.round(tf.cast(width, tf.float32) * scale), tf.int32))
+    resized = tf.image.resize(image, [new_height, new_width], method="bilinear", antialias=True)
+    top, left = (new_height - size) // 2, (new_width - size) // 2
+    cropped = resized[top : top + size, left : left + size, :]
+    return tf.cast(tf.clip_by_value(tf.round(cropped), 0, 255), tf.uint8)
+
+
+def _encoded_records(rows: list[dict[str, str]], raw_dir: Path, cfg: PreprocessConfig):
+    """Yield (index, serialized Example or None, uint8 image or None), decoded in parallel by tf.data."""
+    import tensorflow as tf
+
+    paths = [str(raw_dir / row["path"]) for row in rows]
+    labels = [int(row["label"]) for row in rows]
+
+    def encode(path, label):
+        image = _resize_and_crop(tf, tf.io.read_file(path), cfg.size)
+        return tf.io.encode_jpeg(image, quality=cfg.jpeg_quality, chroma_downsampling=False), image, label
+
+    def guarded(index):
+        return encode(tf.gather(paths, index), tf.gather(labels, index))
+
+    dataset = tf.data.Dataset.range(len(rows)).map(
+        lambda index: (index, *guarded(index)), num_parallel_calls=cfg.workers, deterministic=True
+    )
+    # A file that TensorFlow cannot decode (ingest vetted them with Pillow) must not kill the run:
+    # it is reported by name, so fall back to one-at-a-time for the rest of the split.
+    iterator = iter(dataset)
+    done = 0
+    while done < len(rows):
+        try:
+            index, jpeg, image, label = next(iterator)
+        except StopIteration:
+            break
+        except tf.errors.InvalidArgumentError:
+            yield from _one_by_one(tf, encode, rows, paths, labels, start=done)
+            return
+        done += 1
+        yield int(index), _example(tf, jpeg.numpy(), int(label), rows[int(index)]["path"]), image.numpy()
+
+
+def _one_by_one(tf, encode, rows, paths, labels, start: int):
+    for index in range(start, len(rows)):
+        try:
+            jpeg, image, label = encode(tf.constant(paths[index]), tf.constant(labels[index]))
+        except tf.errors.InvalidArgumentError:
+            yield index, None, None
+            continue
+        yield index, _example(tf, jpeg.numpy(), int(label), rows[index]["path"]), image.numpy()
+
+
+def _example(tf, jpeg: bytes, label: int, source: str) -> bytes:
+    feature = {
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[jpeg])),
+        "image/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        "image/source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[source.encode()])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+class _PixelStats:
+    def __init__(self, size: int):
+        self.sum_image = np.zeros((size, size, 3), np.float64)
+        self.pixel_sum = np.zeros(3, np.float64)
+        self.pixel_outer = np.zeros((3, 3), np.float64)
+        self.images = 0
+
+    def add(self, image: np.ndarray) -> None:
+        self.sum_image += image
+        pixels = image.reshape(-1, 3).astype(np.float64) / 255.0
+        self.pixel_sum += pixels.sum(axis=0)
+        self.pixel_outer += pixels.T @ pixels
+        self.images += 1
+
+    def finish(self) -> tuple[np.ndarray, dict]:
+        if self.images == 0:
+            raise ValueError("preprocess: the train split is empty; check data.classes and data.train_per_class")
+        mean_image = (self.sum_image / self.images).astype(np.float32)
+        count = self.images * mean_image.shape[0] * mean_image.shape[1]
+        mean = self.pixel_sum / count
+        covariance = self.pixel_outer / count - np.outer(mean, mean)
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        order = np.argsort(eigenvalues)[::-1]
+        stats = {
+            "train_images": self.images,
+            "channel_mean": (mean * 255.0).tolist(),
+            "rgb_eigenvalues": eigenvalues[order].tolist(),
+            "rgb_eigenvectors": eigenvectors[:, order].tolist(),
+            "pixel_scale_of_eigen": "pixel values / 255",
+        }
+        return mean_image, stats
+
+
+def preprocess(cfg: PreprocessConfig, raw_dir: Path, out_dir: Path, progress: bool = True) -> PreprocessSummary:
+    """Write `out_dir` atomically: TFRecord shards per split, stats.json, mean_image.npy, classes.json."""
+    import tensorflow as tf
+
+    rows = read_manifest(raw_dir)
+    kept = [row for row in rows if row["status"] == "kept"]
+    staging = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    written: dict[str, int] = {}
+    failed: list[str] = []
+    stats = _PixelStats(cfg.size)
+    for split in SPLITS:
+        split_rows = [row for row in kept if row["split"] == split]
+        if not split_rows:
+            raise ValueError(f"{raw_dir / 'manifest.csv'}: no kept '{split}' images; check the data source")
+        writers = [tf.io.TFRecordWriter(str(path)) for path in shard_paths(staging, split, cfg.shards)]
+        count = 0
+        bar = tqdm(total=len(split_rows), desc=f"preprocess {split}", unit="img", mininterval=2.0, disable=not progress)
+        for index, record, image in _encoded_records(split_rows, raw_dir, cfg):
+            bar.update(1)
+            if record is None:
+                failed.append(split_rows[index]["path"])
+                continue
+            writers[count % cfg.shards].write(record)
+            count += 1
+            if split == "train":
+                stats.add(image)
+        bar.close()
+        for writer in writers:
+            writer.close()
+        written[split] = count
+    mean_image, summary = stats.finish()
+    np.save(staging / "mean_image.npy", mean_image, allow_pickle=False)
+    summary.update(
+        size=cfg.size,
+        shards=cfg.shards,
+        counts=written,
+        failed=failed,
+        manifest_sha256=hashlib.sha256((raw_dir / "manifest.csv").read_bytes()).hexdigest(),
+    )
+    (staging / "stats.json").write_text(json.dumps(summary, indent=2) + "\n")
+    shutil.copyfile(raw_dir / "classes.json", staging / "classes.json")
+    _fsync_tree(staging)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(staging, out_dir)
+    return PreprocessSummary(written=written, failed=failed, out_dir=out_dir)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())

@@ -1,0 +1,128 @@
+"""Evaluation (paper Sec. 4.1 and 6): top-k error, centre crop vs 10-crop, confusion, per class."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    shifted = logits - logits.max(axis=axis, keepdims=True)
+    exponentials = np.exp(shifted)
+    return exponentials / exponentials.sum(axis=axis, keepdims=True)
+
+
+def top_k_error(probabilities: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Fraction of rows whose true label is not among the k highest scores."""
+    k = min(k, probabilities.shape[1])
+    top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return float(1.0 - np.mean(np.any(top == labels[:, None], axis=1)))
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix
+
+
+def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
+    totals = matrix.sum(axis=1)
+    return np.divide(np.diag(matrix), totals, out=np.zeros(len(totals)), where=totals > 0)
+
+
+@dataclass
+class Predictions:
+    labels: np.ndarray
+    centre: np.ndarray  # softmax of the centre crop, [n, classes]
+    ten_crop: np.ndarray | None  # mean of the ten crops' softmax outputs, [n, classes]
+
+
+def predict(model, data, crop: int, batch_size: int, ten_crop: bool) -> Predictions:
+    """Softmax outputs over the val split: centre crop, and the 10-crop average (Sec. 4.1)."""
+    from alexnet.data.input import eval_dataset
+
+    labels, centre = [], []
+    for images, batch_labels in eval_dataset(data, crop, batch_size):
+        centre.append(softmax(np.asarray(model(images, training=False), np.float64)))
+        labels.append(batch_labels.numpy())
+    averaged = None
+    if ten_crop:
+        averaged = []
+        for crops, _ in eval_dataset(data, crop, max(1, batch_size // 10), ten_crop=True):
+            count = crops.shape[0]
+            flat = np.reshape(crops, (count * 10, crop, crop, 3))
+            probabilities = softmax(np.asarray(model(flat, training=False), np.float64))
+            averaged.append(probabilities.reshape(count, 10, -1).mean(axis=1))
+        averaged = np.concatenate(averaged)
+    return Predictions(np.concatenate(labels), np.concatenate(centre), averaged)
+
+
+def metrics(predictions: Predictions, top_k: int) -> dict[str, float]:
+    result = {
+        "top1_error": top_k_error(predictions.centre, predictions.labels, 1),
+        f"top{top_k}_error": top_k_error(predictions.centre, predictions.labels, top_k),
+    }
+    if predictions.ten_crop is not None:
+        result["ten_crop_top1_error"] = top_k_error(predictions.ten_crop, predictions.labels, 1)
+        result[f"ten_crop_top{top_k}_error"] = top_k_error(predictions.ten_crop, predictions.labels, top_k)
+    result["val_images"] = int(len(predictions.labels))
+    return result
+
+
+def write_confusion_csv(path: Path, labels: np.ndarray, predictions: np.ndarray, names: list[str]) -> None:
+    """One row per val image, the form `dvc plots` draws as a confusion matrix."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["actual", "predicted"])
+        writer.writerows((names[a], names[p]) for a, p in zip(labels, predictions, strict=True))
+
+
+def write_per_class_csv(path: Path, matrix: np.ndarray, names: list[str]) -> None:
+    accuracy = per_class_accuracy(matrix)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["class", "images", "accuracy"])
+        writer.writerows((name, int(matrix[i].sum()), f"{accuracy[i]:.4f}") for i, name in enumerate(names))
+
+
+def load_model(path: Path):
+    """`.keras` files only, with safe_mode=True: a file carrying a Lambda layer is refused."""
+    import keras
+
+    import alexnet.model  # noqa: F401  (registers the custom layers)
+    import alexnet.optimizer  # noqa: F401
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: model file not found; train it first (dvc repro train) or pass --model")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except ValueError as error:
+        if "safe_mode" in str(error) or "Lambda" in str(error):
+            raise ValueError(f"{path}: refused, it carries code (a Lambda layer); load only trusted .keras files") from None
+        raise
+
+
+def evaluate_run(cfg, data, model_file: Path, report_dir: Path) -> dict[str, float]:
+    """Evaluate one trained model on the val split; write metrics.json, confusion.csv, per_class.csv, figures/."""
+    from alexnet import figures
+
+    model = load_model(model_file)
+    predictions = predict(model, data, cfg.train.crop, cfg.evaluate.batch_size, cfg.evaluate.ten_crop)
+    results = metrics(predictions, cfg.evaluate.top_k)
+    names = data.class_names()
+    predicted = predictions.centre.argmax(axis=1)
+    matrix = confusion_matrix(predictions.labels, predicted, data.num_classes)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    write_confusion_csv(report_dir / "confusion.csv", predictions.labels, predicted, names)
+    write_per_class_csv(report_dir / "per_class.csv", matrix, names)
+    figure_dir = report_dir / "figures"
+    figure_dir.mkdir(exist_ok=True)
+    figures.confusion(matrix, names, figure_dir / "confusion.png")
+    figures.conv1_kernels(model, cfg.model.towers, figure_dir / "conv1_kernels.png")
+    results["per_class_accuracy_min"] = float(per_class_accuracy(matrix).min())
+    (report_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results

@@ -1,0 +1,245 @@
+"""Everything MLflow: store location, run identity, tags, parent/child runs.
+
+The only module that imports mlflow. Store: `sqlite:///<root>/mlflow.db` with artifacts in
+`<root>/mlartifacts`, where root is DVC_ROOT (set by DVC to the real project even for
+`dvc exp run --temp/--queue`), so queued experiments land in the one project store.
+MLFLOW_TRACKING_URI overrides it, then `tracking.uri`.
+
+Failure policy (`tracking.on_failure`): `warn` keeps training and DVC outputs and prints one
+line saying tracking failed; `fail` checks the store before any work and stops with a clear
+message. Either way no training is lost to a logging error.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alexnet.config import Config, TrackingConfig, flatten, project_root
+
+STORE_FILE = "mlflow.db"
+ARTIFACT_FOLDER = "mlartifacts"
+
+
+class TrackingError(RuntimeError):
+    """The tracking store could not be reached or written."""
+
+
+def store_uri(cfg: TrackingConfig, root: Path | None = None) -> str:
+    root = root or project_root()
+    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri or f"sqlite:///{root / STORE_FILE}"
+
+
+def artifact_location(root: Path | None = None) -> str:
+    return ((root or project_root()) / ARTIFACT_FOLDER).as_uri()
+
+
+def _retry(action: Callable[[], Any], attempts: int = 8) -> Any:
+    """SQLite allows one writer: concurrent queued runs retry 'database is locked' with jitter."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except Exception as error:  # mlflow wraps sqlalchemy errors in MlflowException
+            if "locked" not in str(error).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**attempt * (1 + random.random()))
+    return None
+
+
+def git_commit(root: Path | None = None) -> str:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root or project_root(), capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+def _quiet_mlflow() -> Any:
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    import mlflow
+
+    return mlflow
+
+
+class Tracker:
+    """One MLflow run; every call is a no-op once tracking is disabled or has failed (policy `warn`)."""
+
+    def __init__(self, cfg: TrackingConfig, root: Path | None = None):
+        self.cfg = cfg
+        self.root = root or project_root()
+        self.enabled = cfg.enabled
+        self.run_id: str | None = None
+        self.failure: str | None = None
+        self._mlflow = None
+        self._client = None
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    def _guard(self, action: Callable[[], Any]) -> Any:
+        if not self.enabled:
+            return None
+        try:
+            return _retry(action)
+        except Exception as error:
+            self._fail(error)
+            return None
+
+    def _fail(self, error: Exception) -> None:
+        message = f"tracking: MLflow store {self.uri} failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+        if self.cfg.on_failure == "fail":
+            raise TrackingError(message + "; fix the store or set tracking.on_failure: warn") from None
+        self.failure = message
+        self.enabled = False
+        print(message + "; training continues and DVC outputs are kept", file=sys.stderr, flush=True)
+
+    @property
+    def uri(self) -> str:
+        return store_uri(self.cfg, self.root)
+
+    def connect(self) -> Tracker:
+        """Open the store (creating the experiment); under `fail` this raises before any work starts."""
+        if not self.enabled:
+            return self
+
+        def open_store():
+            mlflow = _quiet_mlflow()
+            mlflow.set_tracking_uri(self.uri)
+            _check_reachable(self.uri)
+            client = mlflow.MlflowClient(self.uri)
+            experiment = client.get_experiment_by_name(self.cfg.experiment)
+            if experiment is None:
+                try:
+                    location = artifact_location(self.root) if self.uri.startswith("sqlite") else None
+                    client.create_experiment(self.cfg.experiment, artifact_location=location)
+                except Exception as error:  # another queued run created it first
+                    if "already exists" not in str(error):
+                        raise
+            mlflow.set_experiment(self.cfg.experiment)
+            self._mlflow, self._client = mlflow, client
+
+        self._guard(open_store)
+        return self
+
+    # -- runs ---------------------------------------------------------------------------------------
+    def find_run(self, tags: dict[str, str]) -> str | None:
+        def search():
+            experiment = self._client.get_experiment_by_name(self.cfg.experiment)
+            query = " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
+            runs = self._client.search_runs(
+                [experiment.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1
+            )
+            return runs[0].info.run_id if runs else None
+
+        return self._guard(search)
+
+    def start(self, run_name: str, tags: dict[str, str], resume_run_id: str | None = None) -> str | None:
+        """Start a run, or continue `resume_run_id` (a resumed training) so nothing is duplicated."""
+
+        def begin():
+            if resume_run_id:
+                run = self._mlflow.start_run(run_id=resume_run_id)
+                self._mlflow.set_tag("resumed", "true")
+            else:
+                run = self._mlflow.start_run(run_name=run_name, tags=tags)
+            return run.info.run_id
+
+        self.run_id = self._guard(begin)
+        return self.run_id
+
+    def end(self, status: str = "FINISHED") -> None:
+        self._guard(lambda: self._mlflow.end_run(status=status))
+
+    def log_params(self, config: Config | dict) -> None:
+        params = {key: str(value) for key, value in flatten(config).items()}
+        items = list(params.items())
+        for start in range(0, len(items), 90):
+            chunk = dict(items[start : start + 90])
+            self._guard(functools.partial(self._mlflow.log_params, chunk))
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        clean = {key: float(value) for key, value in metrics.items() if value is not None}
+        self._guard(lambda: self._mlflow.log_metrics(clean, step=step))
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self._guard(lambda: self._mlflow.set_tags(tags))
+
+    def log_artifact(self, path: Path, folder: str | None = None) -> None:
+        if path.exists():
+            self._guard(lambda: self._mlflow.log_artifact(str(path), artifact_path=folder))
+
+    def log_artifacts(self, folder: Path, destination: str | None = None) -> None:
+        if folder.is_dir():
+            self._guard(lambda: self._mlflow.log_artifacts(str(folder), artifact_path=destination))
+
+    def log_keras_model(self, model_file: Path) -> None:
+        """The `.keras` file as an artifact under `model/` (loadable with safe_mode=True)."""
+        self.log_artifact(model_file, "model")
+
+    def link_children(self, parent_id: str, child_ids: list[str]) -> None:
+        for child in child_ids:
+            self._guard(lambda child=child: self._client.set_tag(child, "mlflow.parentRunId", parent_id))
+
+    def runs(self, tags: dict[str, str]) -> list[Any]:
+        def search():
+            experiment = self._client.get_experiment_by_name(self.cfg.experiment)
+            query = " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
+            return self._client.search_runs([experiment.experiment_id], query, max_results=1000)
+
+        return self._guard(search) or []
+
+
+def _check_reachable(uri: str) -> None:
+    """Fail in a second, not after minutes of HTTP retries, when a tracking server is down."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=3):
+            pass
+    except OSError as error:
+        raise TrackingError(f"cannot connect to {parsed.hostname}:{port} ({error.strerror or error})") from None
+
+
+def run_tags(variant: str, seed: int, data_hash: str, stage: str, root: Path | None = None) -> dict[str, str]:
+    """Tags linking a run to its DVC world; (variant, seed, commit, exp) identifies a run."""
+    return {
+        "variant": variant,
+        "seed": str(seed),
+        "dvc_stage": stage,
+        "git_commit": git_commit(root),
+        "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace"),
+        "data_hash": data_hash,
+    }
+
+
+@contextmanager
+def tracked_run(tracker: Tracker, run_name: str, tags: dict[str, str], resume_run_id: str | None) -> Iterator[Tracker]:
+    tracker.start(run_name, tags, resume_run_id)
+    try:
+        yield tracker
+    except BaseException:
+        tracker.end("KILLED")
+        raise
+    tracker.end("FINISHED")
+
+
+def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:
+    root = project_root()
+    return [
+        sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{root / STORE_FILE}",
+        "--default-artifact-root", artifact_location(root), "--host", host, "--port", str(port),
+    ]  # fmt: skip

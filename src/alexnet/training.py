@@ -1,0 +1,239 @@
+"""Training (paper Sec. 5): precision policy, schedule, checkpoints with resume, distribution strategy."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from alexnet.config import Config, flatten
+from alexnet.data.input import PreparedData, eval_dataset, steps_per_epoch, train_dataset
+from alexnet.model import build_model
+from alexnet.optimizer import make_optimizer
+
+HISTORY_COLUMNS = (
+    "epoch", "loss", "top1_error", "top5_error", "val_loss", "val_top1_error", "val_top5_error",
+    "learning_rate", "seconds", "images_per_second",
+)  # fmt: skip
+STATE_FILE = "state.json"
+CHECKPOINT_FILE = "last.keras"
+
+
+# -- environment ---------------------------------------------------------------------------------------
+def has_gpu() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def choose_precision(setting: str) -> str:
+    """`auto`: mixed_float16 (with loss scaling) on GPU, mixed_bfloat16 on a bf16 CPU, else float32."""
+    if setting != "auto":
+        return setting
+    if has_gpu():
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+
+
+def choose_xla(setting: str | bool) -> bool:
+    """XLA only on GPU by default: on CPU it measured slower than plain TF here."""
+    return has_gpu() if setting == "auto" else bool(setting)
+
+
+def choose_strategy() -> tf.distribute.Strategy:
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+# -- callbacks ---------------------------------------------------------------------------------------
+class PlateauSchedule(keras.callbacks.Callback):
+    """Sec. 5: divide the learning rate by 10 when the validation error stops improving, at most 3 times."""
+
+    def __init__(self, factor: float, patience: int, max_drops: int, state: dict | None = None):
+        super().__init__()
+        self.factor, self.patience, self.max_drops = factor, patience, max_drops
+        state = state or {}
+        self.best = state.get("best", float("inf"))
+        self.wait = state.get("wait", 0)
+        self.drops = state.get("drops", 0)
+
+    def state(self) -> dict:
+        return {"best": self.best, "wait": self.wait, "drops": self.drops}
+
+    def on_epoch_end(self, epoch, logs=None):
+        error = 1.0 - float(logs["val_top1"])
+        if error < self.best - 1e-6:
+            self.best, self.wait = error, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience and self.drops < self.max_drops:
+            optimizer = self.model.optimizer
+            optimizer.learning_rate.assign(float(optimizer.learning_rate) * self.factor)
+            self.drops += 1
+            self.wait = 0
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """history.csv, MLflow metrics and the resumable checkpoint, once per epoch."""
+
+    def __init__(self, run: TrainingRun, images_per_epoch: int, schedule: PlateauSchedule, tracker, rows: list):
+        super().__init__()
+        self.run, self.images_per_epoch, self.schedule, self.tracker = run, images_per_epoch, schedule, tracker
+        self.rows = rows
+        self.started = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+        self.learning_rate = float(self.model.optimizer.learning_rate)
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started
+        row = {
+            "epoch": epoch + 1,
+            "loss": float(logs["loss"]),
+            "top1_error": 1.0 - float(logs["top1"]),
+            "top5_error": 1.0 - float(logs["top5"]),
+            "val_loss": float(logs["val_loss"]),
+            "val_top1_error": 1.0 - float(logs["val_top1"]),
+            "val_top5_error": 1.0 - float(logs["val_top5"]),
+            "learning_rate": self.learning_rate,  # logged here: a LossScaleOptimizer hides it
+            "seconds": seconds,
+            "images_per_second": self.images_per_epoch / seconds,
+        }
+        self.rows.append(row)
+        write_history(self.run.history_file, self.rows)
+        self.tracker.log_metrics({key: value for key, value in row.items() if key != "epoch"}, step=epoch + 1)
+        self.run.save_checkpoint(self.model, epoch + 1, self.schedule.state(), self.rows, self.tracker.run_id)
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(temporary, path)
+
+
+# -- the run ------------------------------------------------------------------------------------------
+@dataclass
+class TrainingRun:
+    """Where one (variant, seed) writes, and its resumable state."""
+
+    model_file: Path
+    history_file: Path
+    checkpoint_dir: Path
+    fingerprint: str
+
+    def load_state(self) -> dict | None:
+        state_file = self.checkpoint_dir / STATE_FILE
+        if not state_file.is_file() or not (self.checkpoint_dir / CHECKPOINT_FILE).is_file():
+            return None
+        state = json.loads(state_file.read_text())
+        return state if state.get("fingerprint") == self.fingerprint else None
+
+    def save_checkpoint(self, model, epochs_done: int, schedule: dict, rows: list, run_id: str | None) -> None:
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        temporary = self.checkpoint_dir / "next.keras"
+        model.save(temporary)
+        os.replace(temporary, self.checkpoint_dir / CHECKPOINT_FILE)
+        state = {
+            "fingerprint": self.fingerprint,
+            "epochs_done": epochs_done,
+            "schedule": schedule,
+            "history": rows,
+            "mlflow_run_id": run_id,
+        }
+        (self.checkpoint_dir / "state.tmp").write_text(json.dumps(state, indent=2))
+        os.replace(self.checkpoint_dir / "state.tmp", self.checkpoint_dir / STATE_FILE)
+
+
+def fingerprint(cfg: Config, data_hash: str) -> str:
+    """What a checkpoint must match to be resumed: model, augmentation, training params and the data."""
+    relevant = {key: value for key, value in flatten(cfg).items() if key.split(".")[0] in ("model", "augment", "train")}
+    relevant["data_hash"] = data_hash
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def compile_model(model: keras.Model, cfg: Config, num_classes: int, jit: bool) -> None:
+    model.compile(
+        optimizer=make_optimizer(cfg.train),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="top1"),
+            keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
+        ],
+        jit_compile=jit,
+    )
+
+
+def resume_state(run: TrainingRun, total_epochs: int) -> dict | None:
+    """The checkpoint state to continue from, or None (and a clean folder) to start fresh."""
+    state = run.load_state()
+    if state and 0 < state["epochs_done"] < total_epochs:
+        return state
+    shutil.rmtree(run.checkpoint_dir, ignore_errors=True)
+    run.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dict | None, verbose: int = 2):
+    """Train (or resume) one model; returns (model, history rows)."""
+    policy = choose_precision(cfg.train.precision)
+    keras.mixed_precision.set_global_policy(policy)
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    jit = choose_xla(cfg.train.xla)
+    strategy = choose_strategy()
+    first_epoch = state["epochs_done"] if state else 0
+    with strategy.scope():
+        if state:
+            model = keras.saving.load_model(run.checkpoint_dir / CHECKPOINT_FILE, safe_mode=True)
+        else:
+            model = build_model(cfg.model, data.num_classes, cfg.train.crop)
+            compile_model(model, cfg, data.num_classes, jit)
+    steps = steps_per_epoch(data, cfg.train.batch_size)
+    train_batches = train_dataset(
+        data, cfg.augment, cfg.train.crop, cfg.train.batch_size, cfg.train.seed,
+        first_epoch, cfg.train.epochs, cfg.train.shuffle_buffer, deterministic=cfg.train.deterministic,
+    )  # fmt: skip
+    val_batches = eval_dataset(data, cfg.train.crop, cfg.evaluate.batch_size)
+    rows = list(state["history"]) if state else []
+    schedule = PlateauSchedule(
+        cfg.train.lr_drop_factor, cfg.train.lr_patience, cfg.train.lr_max_drops, state and state["schedule"]
+    )
+    recorder = EpochRecorder(run, steps * cfg.train.batch_size, schedule, tracker, rows)
+    tracker.set_tags({"precision": policy, "xla": str(jit), "strategy": type(strategy).__name__})
+    model.fit(
+        train_batches,
+        epochs=cfg.train.epochs,
+        initial_epoch=first_epoch,
+        steps_per_epoch=steps,
+        validation_data=val_batches,
+        callbacks=[schedule, recorder],
+        verbose=verbose,
+    )
+    model.save(run.model_file)
+    return model, rows
