@@ -1,4 +1,4 @@
-"""DVC stage `evaluate@VARIANT-SEED`: top-1/top-5 (centre and 10-crop), confusion, figures -> reports/runs/."""
+"""DVC stage `evaluate@VARIANT-SEED`: top-1/top-5 (centre, 10-crop), confusion, figures -> reports/runs/."""
 
 import argparse
 import json

@@ -42,8 +42,17 @@ def main() -> None:
             tracker.log_keras_model(run.model_file)
         tracker.log_artifact(run.history_file)
     (model_dir / "run.json").write_text(
-        json.dumps({"run": name, "variant": args.variant, "seed": args.seed, "mlflow_run_id": tracker.run_id,
-                    "tracking_failure": tracker.failure}, indent=2) + "\n"
+        json.dumps(
+            {
+                "run": name,
+                "variant": args.variant,
+                "seed": args.seed,
+                "mlflow_run_id": tracker.run_id,
+                "tracking_failure": tracker.failure,
+            },
+            indent=2,
+        )
+        + "\n"
     )
     print(f"train: wrote {run.model_file} and {run.history_file}")
 

@@ -28,7 +28,10 @@ def test_shipped_params_are_valid(repo_root):
         (lambda p: p["train"].update(epochs=0), "train.epochs"),
         (lambda p: p["data"].update(source="cifar"), "data.source"),
         (lambda p: p["ablations"].update(run=["baseline", "nope"]), "unknown variant"),
-        (lambda p: p["ablations"]["variants"].update(bad={"data.source": "folder"}), "only model, augment, train"),
+        (
+            lambda p: p["ablations"]["variants"].update(bad={"data.source": "folder"}),
+            "only model, augment, train",
+        ),
         (lambda p: p.pop("evaluate"), "missing key 'evaluate'"),
         (lambda p: p["train"].update(crop=999), "train.crop"),
     ],
@@ -66,7 +69,10 @@ def test_stage_exits_nonzero_with_one_line(tmp_path, repo_root, raw_params):
     raw_params["model"]["activation"] = "sigmoid"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw_params))
     result = subprocess.run(
-        [sys.executable, str(repo_root / "pipeline" / "ingest.py")], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, str(repo_root / "pipeline" / "ingest.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0

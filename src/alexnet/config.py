@@ -120,7 +120,8 @@ class AblationsConfig(Section):
             for key in overrides:
                 if key.split(".")[0] not in OVERRIDABLE:
                     raise ValueError(
-                        f"variant '{name}' overrides '{key}'; only {', '.join(OVERRIDABLE)} keys may be overridden"
+                        f"variant '{name}' overrides '{key}'; "
+                        f"only {', '.join(OVERRIDABLE)} keys may be overridden"
                     )
         return variants
 
@@ -178,7 +179,9 @@ def project_root() -> Path:
 
 def _format_error(error: ValidationError, source: str) -> str:
     first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"] if not str(part).startswith(("function-after", "union")))
+    key = ".".join(
+        str(part) for part in first["loc"] if not str(part).startswith(("function-after", "union"))
+    )
     got = first.get("input")
     if first["type"] == "extra_forbidden":
         return f"{source}: unknown key '{key}'; remove it or check its spelling"

@@ -97,17 +97,21 @@ def load_model(path: Path):
     import alexnet.optimizer  # noqa: F401
 
     if not Path(path).is_file():
-        raise FileNotFoundError(f"{path}: model file not found; train it first (dvc repro train) or pass --model")
+        raise FileNotFoundError(
+            f"{path}: model file not found; train it first (dvc repro train) or pass --model"
+        )
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except ValueError as error:
         if "safe_mode" in str(error) or "Lambda" in str(error):
-            raise ValueError(f"{path}: refused, it carries code (a Lambda layer); load only trusted .keras files") from None
+            raise ValueError(
+                f"{path}: refused, it carries code (a Lambda layer); load only trusted .keras files"
+            ) from None
         raise
 
 
 def evaluate_run(cfg, data, model_file: Path, report_dir: Path) -> dict[str, float]:
-    """Evaluate one trained model on the val split; write metrics.json, confusion.csv, per_class.csv, figures/."""
+    """Evaluate one model on the val split: metrics.json, confusion.csv, per_class.csv, figures/."""
     from alexnet import figures
 
     model = load_model(model_file)

@@ -32,7 +32,11 @@ def conv1_kernels(model, towers: int, path: Path) -> None:
     kernels = [np.asarray(layer.kernel) for layer in model.layers if layer.name.startswith("conv1")]
     if not kernels:
         return
-    blocks = [kernel for kernel in kernels] if len(kernels) == towers else np.array_split(kernels[0], towers, axis=3)
+    blocks = (
+        [kernel for kernel in kernels]
+        if len(kernels) == towers
+        else np.array_split(kernels[0], towers, axis=3)
+    )
     per_row = 16
     rows = sum(int(np.ceil(block.shape[3] / per_row)) for block in blocks)
     figure, axes = plt.subplots(rows, per_row, figsize=(per_row * 0.6, rows * 0.6 + 0.4), squeeze=False)

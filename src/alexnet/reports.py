@@ -105,7 +105,10 @@ class Estimate:
 def paired_delta(runs: list[RunResult], variant: str, metric, baseline: str = BASELINE) -> Estimate | None:
     """variant minus baseline, paired by seed where both ran (else unpaired means)."""
     by_seed = {(run.variant, run.seed): run for run in runs}
-    seeds = sorted({seed for name, seed in by_seed if name == variant} & {seed for name, seed in by_seed if name == baseline})
+    seeds = sorted(
+        {seed for name, seed in by_seed if name == variant}
+        & {seed for name, seed in by_seed if name == baseline}
+    )
     if not seeds:
         return None
     values = [_value(metric, by_seed[(variant, seed)]) for seed in seeds]
@@ -160,7 +163,8 @@ CLAIMS = (
     Claim("Overlapping pooling", "reduces the top-1 and top-5 error rates by 0.4% and 0.3%",
           "Sec. 3.4", "no_overlap_pool", "top1_error", 0.004),
     Claim("Overlapping pooling (top-5)", "", "Sec. 3.4", "no_overlap_pool", "top5_error", 0.003),
-    Claim("PCA lighting", "reduces the top-1 error rate by over 1%", "Sec. 4.1", "no_pca_lighting", "top1_error", 0.01),
+    Claim("PCA lighting", "reduces the top-1 error rate by over 1%", "Sec. 4.1",
+          "no_pca_lighting", "top1_error", 0.01),
     Claim("Two towers", "reduces our top-1 and top-5 error rates by 1.7% and 1.2% (vs one GPU, half kernels)",
           "Sec. 3.2", "one_tower", "top1_error", 0.017),
     Claim("Two towers (top-5)", "", "Sec. 3.2", "one_tower", "top5_error", 0.012),
@@ -196,7 +200,9 @@ def variant_rows(runs: list[RunResult], top_k: int) -> list[dict]:
         reached = [run.epochs_to() for run in members]
         epochs = [epoch for epoch, _ in reached if epoch is not None]
         row["epochs_to_25"] = float(np.mean(epochs)) if len(epochs) == len(members) else None
-        row["seconds_to_25"] = float(np.mean([s for _, s in reached])) if len(epochs) == len(members) else None
+        row["seconds_to_25"] = (
+            float(np.mean([s for _, s in reached])) if len(epochs) == len(members) else None
+        )
         if variant != BASELINE:
             delta = paired_delta(runs, variant, "top1_error")
             row["delta_top1"] = delta.text(unit=" pt") if delta else "no baseline"
@@ -211,12 +217,35 @@ def claim_rows(runs: list[RunResult], top_k: int) -> list[dict]:
     for claim in CLAIMS:
         metric = claim.metric.replace("top5", f"top{top_k}")
         measured = paired_delta(runs, claim.variant, metric)
-        rows.append(_claim_row(claim.name, claim.text, claim.paper, f"{claim.paper_effect * 100:.1f} pt",
-                               measured, claim.paper_effect, f"{claim.variant} - baseline, {metric}"))
-    ten_crop = Estimate.of([run.metrics["top1_error"] - run.metrics["ten_crop_top1_error"]
-                            for run in runs if run.variant == BASELINE and "ten_crop_top1_error" in run.metrics])
-    rows.append(_claim_row("10-crop", "averaging the predictions of ten patches", "Sec. 4.1", "1.5 pt",
-                           ten_crop, 0.015, "baseline centre - 10-crop, top1_error"))
+        rows.append(
+            _claim_row(
+                claim.name,
+                claim.text,
+                claim.paper,
+                f"{claim.paper_effect * 100:.1f} pt",
+                measured,
+                claim.paper_effect,
+                f"{claim.variant} - baseline, {metric}",
+            )
+        )
+    ten_crop = Estimate.of(
+        [
+            run.metrics["top1_error"] - run.metrics["ten_crop_top1_error"]
+            for run in runs
+            if run.variant == BASELINE and "ten_crop_top1_error" in run.metrics
+        ]
+    )
+    rows.append(
+        _claim_row(
+            "10-crop",
+            "averaging the predictions of ten patches",
+            "Sec. 4.1",
+            "1.5 pt",
+            ten_crop,
+            0.015,
+            "baseline centre - 10-crop, top1_error",
+        )
+    )
     rows.append(_relu_claim(runs))
     rows.append(_dropout_claim(runs))
     return rows
@@ -241,19 +270,40 @@ def _relu_claim(runs: list[RunResult]) -> dict:
             if relu_epochs and tanh_epochs:
                 speedups.append(tanh_epochs / relu_epochs)
     measured = Estimate.of([math.log(value) for value in speedups])
-    text = "not run or 25% not reached" if measured is None else f"{math.exp(measured.mean):.1f}x" + (
-        " (single run)" if measured.low is None else f" [{math.exp(measured.low):.1f}x, {math.exp(measured.high):.1f}x]"
+    text = (
+        "not run or 25% not reached"
+        if measured is None
+        else f"{math.exp(measured.mean):.1f}x"
+        + (
+            " (single run)"
+            if measured.low is None
+            else f" [{math.exp(measured.low):.1f}x, {math.exp(measured.high):.1f}x]"
+        )
     )
-    row = _claim_row("ReLU", "reaches 25% training error six times faster than tanh", "Sec. 3.1", "6x",
-                     measured, math.log(6.0), "epochs to 25% train error, tanh / relu (see also figure1)")
+    row = _claim_row(
+        "ReLU",
+        "reaches 25% training error six times faster than tanh",
+        "Sec. 3.1",
+        "6x",
+        measured,
+        math.log(6.0),
+        "epochs to 25% train error, tanh / relu (see also figure1)",
+    )
     row["measured"] = text
     return row
 
 
 def _dropout_claim(runs: list[RunResult]) -> dict:
     gap = paired_delta(runs, "no_dropout", lambda run: run.train_val_gap())
-    row = _claim_row("Dropout", "without dropout, our network exhibits substantial overfitting", "Sec. 4.2",
-                     "gap grows", gap, 0.01, "no_dropout - baseline, final val - train top-1 error")
+    row = _claim_row(
+        "Dropout",
+        "without dropout, our network exhibits substantial overfitting",
+        "Sec. 4.2",
+        "gap grows",
+        gap,
+        0.01,
+        "no_dropout - baseline, final val - train top-1 error",
+    )
     return row
 
 
@@ -276,7 +326,9 @@ def write_curves(runs: list[RunResult], folder: Path) -> list[Path]:
         writer = csv.writer(handle)
         writer.writerow(["run", "epoch", "top1_error", "val_top1_error"])
         for run in runs:
-            writer.writerows((run.name, int(r["epoch"]), r["top1_error"], r["val_top1_error"]) for r in run.history)
+            writer.writerows(
+                (run.name, int(r["epoch"]), r["top1_error"], r["val_top1_error"]) for r in run.history
+            )
     figure, (train_axes, val_axes) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     colours = plt.get_cmap("tab10")
     variants = sorted({run.variant for run in runs})
@@ -323,13 +375,23 @@ def build_report(cfg: Config, runs: list[RunResult], folder: Path) -> Report:
             f"| {row['variant']} | {row['seeds']} | {_fmt(row['top1_error'])} | {_fmt(row[f'top{top_k}_error'])} | "
             f"{_fmt(row['ten_crop_top1_error'])} | {_fmt(row[f'ten_crop_top{top_k}_error'])} | "
             f"{_fmt(row['train_val_gap'])} | {_fmt(row['epochs_to_25'], False)} | "
-            f"{_fmt(row['seconds_to_25'], False)} | {row.get('delta_top1', '')} | {row.get(f'delta_top{top_k}', '')} |"
+            f"{_fmt(row['seconds_to_25'], False)} | {row.get('delta_top1', '')} | "
+            f"{row.get(f'delta_top{top_k}', '')} |"
         )
-    lines += ["", "## Paper claims", "", VERDICT_RULE, "",
-              "| claim | paper | paper's effect | measured effect | verdict | measured as |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Paper claims",
+        "",
+        VERDICT_RULE,
+        "",
+        "| claim | paper | paper's effect | measured effect | verdict | measured as |",
+        "|---|---|---|---|---|---|",
+    ]
     for claim in claims:
-        lines.append(f"| {claim['claim']} | {claim['section']} | {claim['paper']} | {claim['measured']} | "
-                     f"**{claim['verdict']}** | {claim['how']} |")
+        lines.append(
+            f"| {claim['claim']} | {claim['section']} | {claim['paper']} | {claim['measured']} | "
+            f"**{claim['verdict']}** | {claim['how']} |"
+        )
     lines += ["", "![curves](curves.png)", ""]
     report.markdown.write_text("\n".join(lines))
     json_path = folder / "ablations.json"

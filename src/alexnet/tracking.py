@@ -57,7 +57,11 @@ def _retry(action: Callable[[], Any], attempts: int = 8) -> Any:
 def git_commit(root: Path | None = None) -> str:
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root or project_root(), capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"],
+            cwd=root or project_root(),
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
@@ -95,7 +99,8 @@ class Tracker:
             return None
 
     def _fail(self, error: Exception) -> None:
-        message = f"tracking: MLflow store {self.uri} failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+        message = f"tracking: MLflow store {self.uri} failed ({reason})"
         if self.cfg.on_failure == "fail":
             raise TrackingError(message + "; fix the store or set tracking.on_failure: warn") from None
         self.failure = message
@@ -211,7 +216,9 @@ def _check_reachable(uri: str) -> None:
         with socket.create_connection((parsed.hostname, port), timeout=3):
             pass
     except OSError as error:
-        raise TrackingError(f"cannot connect to {parsed.hostname}:{port} ({error.strerror or error})") from None
+        raise TrackingError(
+            f"cannot connect to {parsed.hostname}:{port} ({error.strerror or error})"
+        ) from None
 
 
 def run_tags(variant: str, seed: int, data_hash: str, stage: str, root: Path | None = None) -> dict[str, str]:
@@ -227,7 +234,9 @@ def run_tags(variant: str, seed: int, data_hash: str, stage: str, root: Path | N
 
 
 @contextmanager
-def tracked_run(tracker: Tracker, run_name: str, tags: dict[str, str], resume_run_id: str | None) -> Iterator[Tracker]:
+def tracked_run(
+    tracker: Tracker, run_name: str, tags: dict[str, str], resume_run_id: str | None
+) -> Iterator[Tracker]:
     tracker.start(run_name, tags, resume_run_id)
     try:
         yield tracker

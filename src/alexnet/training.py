@@ -99,9 +99,16 @@ class PlateauSchedule(keras.callbacks.Callback):
 class EpochRecorder(keras.callbacks.Callback):
     """history.csv, MLflow metrics and the resumable checkpoint, once per epoch."""
 
-    def __init__(self, run: TrainingRun, images_per_epoch: int, schedule: PlateauSchedule, tracker, rows: list):
+    def __init__(
+        self, run: TrainingRun, images_per_epoch: int, schedule: PlateauSchedule, tracker, rows: list
+    ):
         super().__init__()
-        self.run, self.images_per_epoch, self.schedule, self.tracker = run, images_per_epoch, schedule, tracker
+        self.run, self.images_per_epoch, self.schedule, self.tracker = (
+            run,
+            images_per_epoch,
+            schedule,
+            tracker,
+        )
         self.rows = rows
         self.started = time.perf_counter()
 
@@ -155,7 +162,9 @@ class TrainingRun:
         state = json.loads(state_file.read_text())
         return state if state.get("fingerprint") == self.fingerprint else None
 
-    def save_checkpoint(self, model, epochs_done: int, schedule: dict, rows: list, run_id: str | None) -> None:
+    def save_checkpoint(
+        self, model, epochs_done: int, schedule: dict, rows: list, run_id: str | None
+    ) -> None:
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         temporary = self.checkpoint_dir / "next.keras"
         model.save(temporary)
@@ -173,7 +182,11 @@ class TrainingRun:
 
 def fingerprint(cfg: Config, data_hash: str) -> str:
     """What a checkpoint must match to be resumed: model, augmentation, training params and the data."""
-    relevant = {key: value for key, value in flatten(cfg).items() if key.split(".")[0] in ("model", "augment", "train")}
+    relevant = {
+        key: value
+        for key, value in flatten(cfg).items()
+        if key.split(".")[0] in ("model", "augment", "train")
+    }
     relevant["data_hash"] = data_hash
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -52,7 +52,9 @@ class PreparedData:
 def load_prepared(folder: Path) -> PreparedData:
     stats_file = folder / "stats.json"
     if not stats_file.is_file():
-        raise FileNotFoundError(f"{stats_file}: missing; run the preprocess stage first (dvc repro preprocess)")
+        raise FileNotFoundError(
+            f"{stats_file}: missing; run the preprocess stage first (dvc repro preprocess)"
+        )
     stats = json.loads(stats_file.read_text())
     return PreparedData(
         folder=folder,
@@ -104,15 +106,21 @@ def train_dataset(
         if augment.flip:
             image = tf.image.stateless_random_flip_left_right(image, seed=key + tf.constant([0, 1], tf.int64))
         if augment.pca_lighting > 0:
-            alpha = tf.random.stateless_normal([3], seed=key + tf.constant([0, 2], tf.int64), stddev=augment.pca_lighting)
+            alpha = tf.random.stateless_normal(
+                [3], seed=key + tf.constant([0, 2], tf.int64), stddev=augment.pca_lighting
+            )
             image = pca_lighting(image, eigenvalues, eigenvectors, alpha)
         return image, label
 
     def epoch_dataset(epoch):
         records = tf.data.TFRecordDataset(files)
-        records = records.shuffle(shuffle_buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
+        records = records.shuffle(
+            shuffle_buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False
+        )
         records = records.map(_parse).take(steps * batch_size).enumerate()
-        return records.map(lambda index, parsed: (tf.stack([tf.constant(seed, tf.int64), epoch * 10**9 + index]), parsed))
+        return records.map(
+            lambda index, parsed: (tf.stack([tf.constant(seed, tf.int64), epoch * 10**9 + index]), parsed)
+        )
 
     steps = steps_per_epoch(data, batch_size)
     dataset = functools.reduce(
@@ -143,7 +151,9 @@ def eval_dataset(data: PreparedData, crop: int, batch_size: int, split: str = "v
         return ten_crops(image, crop), label
 
     records = tf.data.TFRecordDataset(data.files(split)).map(_parse)
-    return records.map(centred, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return (
+        records.map(centred, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def ten_crops(image, crop: int):

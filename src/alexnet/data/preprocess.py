@@ -123,7 +123,9 @@ class _PixelStats:
 
     def finish(self) -> tuple[np.ndarray, dict]:
         if self.images == 0:
-            raise ValueError("preprocess: the train split is empty; check data.classes and data.train_per_class")
+            raise ValueError(
+                "preprocess: the train split is empty; check data.classes and data.train_per_class"
+            )
         mean_image = (self.sum_image / self.images).astype(np.float32)
         count = self.images * mean_image.shape[0] * mean_image.shape[1]
         mean = self.pixel_sum / count
@@ -140,7 +142,9 @@ class _PixelStats:
         return mean_image, stats
 
 
-def preprocess(cfg: PreprocessConfig, raw_dir: Path, out_dir: Path, progress: bool = True) -> PreprocessSummary:
+def preprocess(
+    cfg: PreprocessConfig, raw_dir: Path, out_dir: Path, progress: bool = True
+) -> PreprocessSummary:
     """Write `out_dir` atomically: TFRecord shards per split, stats.json, mean_image.npy, classes.json."""
     import tensorflow as tf
 
@@ -158,7 +162,13 @@ def preprocess(cfg: PreprocessConfig, raw_dir: Path, out_dir: Path, progress: bo
             raise ValueError(f"{raw_dir / 'manifest.csv'}: no kept '{split}' images; check the data source")
         writers = [tf.io.TFRecordWriter(str(path)) for path in shard_paths(staging, split, cfg.shards)]
         count = 0
-        bar = tqdm(total=len(split_rows), desc=f"preprocess {split}", unit="img", mininterval=2.0, disable=not progress)
+        bar = tqdm(
+            total=len(split_rows),
+            desc=f"preprocess {split}",
+            unit="img",
+            mininterval=2.0,
+            disable=not progress,
+        )
         for index, record, image in _encoded_records(split_rows, raw_dir, cfg):
             bar.update(1)
             if record is None:
