@@ -1,0 +1,47 @@
+"""`dvc exp run --queue` twice + `dvc queue start`: both experiments in `dvc exp show` and one MLflow store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import pytest
+
+from pipeline_copy import dvc, project_copy, small_params
+
+
+def _wait_for_queue(project, timeout: float = 900) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = dvc(project, "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            return status
+        time.sleep(5)
+    raise AssertionError(f"queue did not finish in {timeout}s:\n{status}")
+
+
+@pytest.mark.slow
+def test_two_queued_experiments_land_in_exp_show_and_the_project_store(tmp_path):
+    def one_variant(params):
+        small_params(params)
+        params["ablations"]["run"] = ["baseline"]
+
+    project = project_copy(tmp_path / "project", one_variant)
+    dvc(project, "repro")
+    dvc(project, "exp", "run", "--queue", "-n", "drop-a", "-S", "model.dropout=0.3")
+    dvc(project, "exp", "run", "--queue", "-n", "drop-b", "-S", "model.dropout=0.1")
+    dvc(project, "queue", "start")
+    status = _wait_for_queue(project)
+    assert "Failed" not in status, dvc(project, "queue", "logs", "drop-a") + status
+
+    shown = json.loads(dvc(project, "exp", "show", "--json"))
+    names = {experiment.get("name") for commit in shown for experiment in (commit.get("experiments") or [])}
+    assert {"drop-a", "drop-b"} <= names, names
+
+    with sqlite3.connect(project / "mlflow.db") as db:
+        experiments = {
+            value for (value,) in db.execute("select value from tags where key = 'dvc_exp_name'").fetchall()
+        }
+    assert {"drop-a", "drop-b"} <= experiments, experiments
+    assert not list((project / ".dvc" / "tmp").rglob("mlflow.db")), "queued runs must not write a private store"
