@@ -1,13 +1,19 @@
-"""Evaluation (paper Sec. 4.1 and 6): top-k error, centre crop vs 10-crop, confusion, per class."""
+"""Evaluation (paper Sec. 4.1 and 6): top-k error, centre crop vs 10-crop, confusion, per class, and the
+figures of Sec. 6.1 (conv1 kernels, top-5 predictions, nearest neighbours in fc7 space)."""
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+# Sec. 6.1, Figure 4: "the six training images that produce feature vectors in the last hidden layer
+# with the smallest Euclidean distance from the feature vector for the test image".
+NEIGHBOURS = 6
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -100,6 +106,9 @@ def load_model(path: Path):
         raise FileNotFoundError(
             f"{path}: model file not found; train it first (dvc repro train) or pass --model"
         )
+    # Legacy .h5/SavedModel loading does not honour safe_mode; only the .keras format is safe to open.
+    if Path(path).suffix != ".keras":
+        raise ValueError(f"{path}: not a .keras file; only the .keras format is loaded (safe_mode)")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except ValueError as error:
@@ -108,6 +117,87 @@ def load_model(path: Path):
                 f"{path}: refused, it carries code (a Lambda layer); load only trusted .keras files"
             ) from None
         raise
+
+
+def figure_indices(labels: np.ndarray, count: int) -> np.ndarray:
+    """`count` val indices taking classes in turn (the first image of each class, then the second, ...)."""
+    rank_in_class = np.zeros(len(labels), np.int64)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rank_in_class[members] = np.arange(len(members))
+    order = np.lexsort((labels, rank_in_class))
+    return np.sort(order[:count])
+
+
+def nearest(
+    query_features: np.ndarray, batches: Iterable[tuple[np.ndarray, np.ndarray]], count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each query, the `count` items whose features are nearest by Euclidean distance, nearest first.
+
+    `batches` yields (features [b, d], items [b, ...]); only the best items so far are kept, so the train
+    split streams through without being held in memory. Returns (distances [q, k], items [q, k, ...]).
+    """
+    queries = np.asarray(query_features, np.float64)
+    best_distances = np.empty((len(queries), 0))
+    best_items: list[list[np.ndarray]] = [[] for _ in queries]
+    for features, items in batches:
+        features = np.asarray(features, np.float64)
+        distances = np.linalg.norm(queries[:, None, :] - features[None, :, :], axis=-1)
+        candidates = np.concatenate([best_distances, distances], axis=1)
+        order = np.argsort(candidates, axis=1, kind="stable")[:, :count]
+        kept = best_distances.shape[1]
+        best_items = [
+            [best_items[row][j] if j < kept else items[j - kept] for j in order[row]]
+            for row in range(len(queries))
+        ]
+        best_distances = np.take_along_axis(candidates, order, axis=1)
+    return best_distances, np.asarray(best_items)
+
+
+def _val_crops(data, crop: int, batch_size: int, indices: np.ndarray) -> np.ndarray:
+    """The mean-subtracted centre crops of the val images at `indices`."""
+    from alexnet.data.input import eval_dataset
+
+    wanted, crops, seen = set(indices.tolist()), [], 0
+    for images, _ in eval_dataset(data, crop, batch_size):
+        images = images.numpy()
+        crops += [images[i] for i in range(len(images)) if seen + i in wanted]
+        seen += len(images)
+        if seen > indices.max():
+            break
+    return np.stack(crops)
+
+
+def prediction_figures(model, cfg, data, predictions: Predictions, figure_dir: Path) -> None:
+    """Fig. 4: top-5 predictions of a few val images, and their nearest train images in fc7 space."""
+    import keras
+
+    from alexnet import figures
+    from alexnet.data.input import eval_dataset
+
+    crop = cfg.train.crop
+    start = (data.size - crop) // 2
+    mean_crop = data.mean_image[start : start + crop, start : start + crop, :]
+    indices = figure_indices(predictions.labels, cfg.evaluate.figure_images)
+    queries = _val_crops(data, crop, cfg.evaluate.batch_size, indices)
+    probabilities = predictions.ten_crop if predictions.ten_crop is not None else predictions.centre
+    names = data.class_names()
+    figures.top5_grid(
+        queries + mean_crop, probabilities[indices], predictions.labels[indices], names,
+        figure_dir / "top5_predictions.png",
+    )  # fmt: skip
+
+    # fc7 is a Dense layer with its activation fused, so its output is the post-ReLU activation.
+    fc7 = keras.Model(model.input, model.get_layer("fc7").output)
+
+    def train_batches():
+        for images, _ in eval_dataset(data, crop, cfg.evaluate.batch_size, split="train"):
+            features = np.asarray(fc7(images, training=False))
+            yield features, figures.displayable(images.numpy() + mean_crop)
+
+    query_features = np.asarray(fc7(queries, training=False))
+    _, neighbours = nearest(query_features, train_batches(), NEIGHBOURS)
+    figures.nearest_neighbours(queries + mean_crop, neighbours, figure_dir / "nearest_neighbours.png")
 
 
 def evaluate_run(cfg, data, model_file: Path, report_dir: Path) -> dict[str, float]:
@@ -127,6 +217,7 @@ def evaluate_run(cfg, data, model_file: Path, report_dir: Path) -> dict[str, flo
     figure_dir.mkdir(exist_ok=True)
     figures.confusion(matrix, names, figure_dir / "confusion.png")
     figures.conv1_kernels(model, cfg.model.towers, figure_dir / "conv1_kernels.png")
+    prediction_figures(model, cfg, data, predictions, figure_dir)
     results["per_class_accuracy_min"] = float(per_class_accuracy(matrix).min())
     (report_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
