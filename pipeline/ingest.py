@@ -9,8 +9,8 @@ from alexnet.data.ingest import ingest
 
 def main() -> None:
     cfg = load()
-    summary = ingest(cfg.data, out_dir=Path("data/raw"), workdir=Path(cfg.data.cache_dir).expanduser())
-    print(f"ingest: wrote data/raw ({summary})")
+    ingest(cfg.data, out_dir=Path("data/raw"), workdir=Path(cfg.data.cache_dir).expanduser())
+    print("ingest: wrote data/raw (images/, manifest.csv, classes.json)")
 
 
 if __name__ == "__main__":

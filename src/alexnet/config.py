@@ -72,7 +72,7 @@ class ModelConfig(Section):
     lrn: bool
     lrn_alpha_over_n: bool
     pooling: Literal["overlapping", "non_overlapping"]
-    init: Literal["paper", "caffe", "zero"]
+    init: Literal["paper", "caffe", "zero", "glorot"]
     width: Annotated[float, Field(gt=0.0, le=4.0)]
     fc_units: PositiveInt
 

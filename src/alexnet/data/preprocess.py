@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from alexnet.config import PreprocessConfig
+from alexnet.data.progress import progress_bar
 
 SPLITS = ("train", "val")
 
@@ -49,53 +49,77 @@ def _resize_and_crop(tf, encoded, size: int):
     scale = tf.cast(size, tf.float32) / tf.cast(tf.minimum(height, width), tf.float32)
     new_height = tf.maximum(size, tf.cast(tf.round(tf.cast(height, tf.float32) * scale), tf.int32))
     new_width = tf.maximum(size, tf.cast(tf.round(tf.cast(width, tf.float32) * scale), tf.int32))
-    resized = tf.image.resize(image, [new_height, new_width], method="bilinear", antialias=True)
+    new_shape = [new_height, new_width]
+    resized = tf.cond(  # antialiasing only matters (and only costs) when shrinking
+        scale < 1.0,
+        lambda: tf.image.resize(image, new_shape, method="bilinear", antialias=True),
+        lambda: tf.image.resize(image, new_shape, method="bilinear"),
+    )
     top, left = (new_height - size) // 2, (new_width - size) // 2
     cropped = resized[top : top + size, left : left + size, :]
     return tf.cast(tf.clip_by_value(tf.round(cropped), 0, 255), tf.uint8)
 
 
-def _encoded_records(rows: list[dict[str, str]], raw_dir: Path, cfg: PreprocessConfig):
-    """Yield (index, serialized Example or None, uint8 image or None), decoded in parallel by tf.data."""
+BATCH = 64
+
+
+def _encoded_batches(rows: list[dict[str, str]], raw_dir: Path, cfg: PreprocessConfig):
+    """Yield (indices, serialized Examples, moments) per batch; a file TF cannot decode gives (index, None).
+
+    Decoding, resizing, JPEG encoding and the stats (the batch's image sum, pixel sum and pixel outer
+    product) all run inside tf.data, in parallel; Python only serialises and writes.
+    """
     import tensorflow as tf
 
     paths = [str(raw_dir / row["path"]) for row in rows]
     labels = [int(row["label"]) for row in rows]
 
-    def encode(path, label):
+    def encode(path):
         image = _resize_and_crop(tf, tf.io.read_file(path), cfg.size)
-        return tf.io.encode_jpeg(image, quality=cfg.jpeg_quality, chroma_downsampling=False), image, label
+        return tf.io.encode_jpeg(image, quality=cfg.jpeg_quality), image
 
-    def guarded(index):
-        return encode(tf.gather(paths, index), tf.gather(labels, index))
+    def moments(images):
+        images = tf.cast(images, tf.float32)
+        pixels = tf.reshape(images / 255.0, [-1, 3])
+        return tf.reduce_sum(images, axis=0), tf.reduce_sum(pixels, axis=0), tf.matmul(pixels, pixels, True)
 
-    dataset = tf.data.Dataset.range(len(rows)).map(
-        lambda index: (index, *guarded(index)), num_parallel_calls=cfg.workers, deterministic=True
+    def encoded(index):
+        jpeg, image = encode(tf.gather(paths, index))
+        return index, jpeg, image
+
+    dataset = (
+        tf.data.Dataset.range(len(rows))
+        .map(encoded, num_parallel_calls=cfg.workers, deterministic=True)
+        .batch(BATCH)
+        .map(lambda index, jpeg, images: (index, jpeg, moments(images)), num_parallel_calls=cfg.workers)
     )
-    # A file that TensorFlow cannot decode (ingest vetted them with Pillow) must not kill the run:
-    # it is reported by name, so fall back to one-at-a-time for the rest of the split.
+    # A file that TensorFlow cannot decode (ingest vetted them with Pillow) must not kill the run: it is
+    # reported by name, and the rest of the split continues one image at a time.
     iterator = iter(dataset)
     done = 0
     while done < len(rows):
         try:
-            index, jpeg, image, label = next(iterator)
+            indices, jpegs, batch_moments = next(iterator)
         except StopIteration:
             break
         except tf.errors.InvalidArgumentError:
-            yield from _one_by_one(tf, encode, rows, paths, labels, start=done)
+            yield from _one_by_one(tf, encode, moments, rows, paths, labels, start=done)
             return
-        done += 1
-        yield int(index), _example(tf, jpeg.numpy(), int(label), rows[int(index)]["path"]), image.numpy()
+        indices = [int(index) for index in indices]
+        done += len(indices)
+        records = [_example(tf, jpeg, labels[i], rows[i]["path"]) for i, jpeg in zip(indices, jpegs.numpy(), strict=True)]
+        yield indices, records, batch_moments
 
 
-def _one_by_one(tf, encode, rows, paths, labels, start: int):
+def _one_by_one(tf, encode, moments, rows, paths, labels, start: int):
     for index in range(start, len(rows)):
         try:
-            jpeg, image, label = encode(tf.constant(paths[index]), tf.constant(labels[index]))
+            jpeg, image = encode(tf.constant(paths[index]))
         except tf.errors.InvalidArgumentError:
-            yield index, None, None
+            yield [index], [None], None
             continue
-        yield index, _example(tf, jpeg.numpy(), int(label), rows[index]["path"]), image.numpy()
+        record = _example(tf, jpeg.numpy(), labels[index], rows[index]["path"])
+        yield [index], [record], moments(image[tf.newaxis])
 
 
 def _example(tf, jpeg: bytes, label: int, source: str) -> bytes:
@@ -114,12 +138,12 @@ class _PixelStats:
         self.pixel_outer = np.zeros((3, 3), np.float64)
         self.images = 0
 
-    def add(self, image: np.ndarray) -> None:
-        self.sum_image += image
-        pixels = image.reshape(-1, 3).astype(np.float64) / 255.0
-        self.pixel_sum += pixels.sum(axis=0)
-        self.pixel_outer += pixels.T @ pixels
-        self.images += 1
+    def add(self, moments, images: int) -> None:
+        image_sum, pixel_sum, pixel_outer = (np.asarray(value, np.float64) for value in moments)
+        self.sum_image += image_sum
+        self.pixel_sum += pixel_sum
+        self.pixel_outer += pixel_outer
+        self.images += images
 
     def finish(self) -> tuple[np.ndarray, dict]:
         if self.images == 0:
@@ -162,22 +186,16 @@ def preprocess(
             raise ValueError(f"{raw_dir / 'manifest.csv'}: no kept '{split}' images; check the data source")
         writers = [tf.io.TFRecordWriter(str(path)) for path in shard_paths(staging, split, cfg.shards)]
         count = 0
-        bar = tqdm(
-            total=len(split_rows),
-            desc=f"preprocess {split}",
-            unit="img",
-            mininterval=2.0,
-            disable=not progress,
-        )
-        for index, record, image in _encoded_records(split_rows, raw_dir, cfg):
-            bar.update(1)
-            if record is None:
-                failed.append(split_rows[index]["path"])
-                continue
-            writers[count % cfg.shards].write(record)
-            count += 1
-            if split == "train":
-                stats.add(image)
+        bar = progress_bar(total=len(split_rows), desc=f"preprocess {split}", unit="img", enabled=progress)
+        for indices, records, moments in _encoded_batches(split_rows, raw_dir, cfg):
+            bar.update(len(indices))
+            written_now = [record for record in records if record is not None]
+            failed += [split_rows[index]["path"] for index, record in zip(indices, records, strict=True) if record is None]
+            for record in written_now:
+                writers[count % cfg.shards].write(record)
+                count += 1
+            if split == "train" and written_now:
+                stats.add(moments, len(written_now))
         bar.close()
         for writer in writers:
             writer.close()

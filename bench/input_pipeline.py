@@ -1,0 +1,155 @@
+"""Input-pipeline benchmark on the whole imagenette2-224 archive (not a test; prints ratios, writes JSON).
+
+1. preprocess throughput (the library, tf.data parallel map) vs a naive single-process PIL loop that
+   produces the same TFRecord output;
+2. train input-pipeline throughput (crop, flip, PCA lighting, mean subtraction) vs the model's own
+   training throughput at the same crop;
+3. training throughput on real data vs synthetic in-memory batches, same model.
+
+    python bench/input_pipeline.py [--archive ../shared/data/imagenette2-224.tgz] [--size 256 --crop 224]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
+from PIL import Image  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHIVE = REPO.parent / "shared" / "data" / "imagenette2-224.tgz"
+SHA256 = "fac1387a34ce02cf7938dcc2801cd5d904542f2453b3037fdb70a502fbc47c01"
+
+
+def naive_pil_preprocess(rows, raw_dir: Path, out_file: Path, size: int, quality: int) -> int:
+    """The baseline: one process, Pillow decode/resize/crop/encode, one TFRecord writer, numpy stats
+    (the same outputs as the preprocess stage: shards, mean image, RGB covariance)."""
+    import tensorflow as tf
+
+    from alexnet.data.preprocess import _example
+
+    sum_image = pixel_outer = None
+    with tf.io.TFRecordWriter(str(out_file)) as writer:
+        for row in rows:
+            image = Image.open(raw_dir / row["path"]).convert("RGB")
+            scale = size / min(image.size)
+            width, height = max(size, round(image.width * scale)), max(size, round(image.height * scale))
+            image = image.resize((width, height), Image.BILINEAR)
+            left, top = (width - size) // 2, (height - size) // 2
+            image = image.crop((left, top, left + size, top + size))
+            if row["split"] == "train":
+                array = np.asarray(image, np.float64)
+                sum_image = array if sum_image is None else sum_image + array
+                pixels = array.reshape(-1, 3) / 255.0
+                pixel_outer = pixels.T @ pixels if pixel_outer is None else pixel_outer + pixels.T @ pixels
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=quality)
+            writer.write(_example(tf, buffer.getvalue(), int(row["label"]), row["path"]))
+    return len(rows)
+
+
+def images_per_second(dataset, batches: int, batch_size: int) -> float:
+    iterator = iter(dataset)
+    next(iterator)
+    started = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch_size / (time.perf_counter() - started)
+
+
+def training_throughput(model, dataset, steps: int, batch_size: int) -> float:
+    model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)  # warm-up: tracing, allocation
+    started = time.perf_counter()
+    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    return steps * batch_size / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--archive", type=Path, default=ARCHIVE)
+    parser.add_argument("--size", type=int, default=256, help="preprocess.size (paper: 256)")
+    parser.add_argument("--crop", type=int, default=224, help="train.crop (paper: 224)")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--train-steps", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "input_pipeline.json")
+    args = parser.parse_args()
+    if not args.archive.is_file():
+        sys.exit(f"error: {args.archive} not found; pass --archive PATH to imagenette2-224.tgz")
+
+    import keras
+    import tensorflow as tf
+
+    from alexnet.config import parse
+    from alexnet.data.ingest import ingest
+    from alexnet.data.input import load_prepared, train_dataset
+    from alexnet.data.preprocess import preprocess, read_manifest
+    from alexnet.model import build_model
+    from alexnet.training import choose_precision, compile_model
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["data"].update(source="folder", url=str(args.archive), sha256=SHA256, classes=10,
+                          train_per_class=None, val_per_class=None)  # fmt: skip
+    params["preprocess"].update(size=args.size)
+    params["train"].update(crop=args.crop, batch_size=args.batch)
+    cfg = parse(params)
+    results: dict = {"archive": str(args.archive), "size": args.size, "crop": args.crop, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        ingest(cfg.data, scratch / "raw", workdir=scratch / "work")
+        rows = [row for row in read_manifest(scratch / "raw") if row["status"] == "kept"]
+        results["images"] = len(rows)
+
+        started = time.perf_counter()
+        preprocess(cfg.preprocess, scratch / "raw", scratch / "prepared")
+        library_rate = len(rows) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        naive_pil_preprocess(rows, scratch / "raw", scratch / "naive.tfrecord", args.size, cfg.preprocess.jpeg_quality)
+        naive_rate = len(rows) / (time.perf_counter() - started)
+        results["preprocess"] = {"library_img_s": library_rate, "naive_pil_img_s": naive_rate,
+                                 "ratio": library_rate / naive_rate, "target": 3.0}  # fmt: skip
+
+        data = load_prepared(scratch / "prepared")
+        pipeline = train_dataset(data, cfg.augment, args.crop, args.batch, seed=0, first_epoch=0, last_epoch=50,
+                                 shuffle_buffer=cfg.train.shuffle_buffer, deterministic=False)  # fmt: skip
+        input_rate = images_per_second(pipeline, 40, args.batch)
+
+        keras.mixed_precision.set_global_policy(choose_precision(cfg.train.precision))
+        model = build_model(cfg.model, data.num_classes, args.crop)
+        compile_model(model, cfg, data.num_classes, jit=False)
+        images = tf.random.normal((args.batch, args.crop, args.crop, 3), stddev=60.0)
+        labels = tf.random.uniform((args.batch,), maxval=data.num_classes, dtype=tf.int32)
+        in_memory = tf.data.Dataset.from_tensors((images, labels)).repeat()
+        synthetic_rate = training_throughput(model, in_memory, args.train_steps, args.batch)
+        real_rate = training_throughput(model, pipeline, args.train_steps, args.batch)
+        results["input_vs_training"] = {"input_pipeline_img_s": input_rate, "training_img_s": synthetic_rate,
+                                        "ratio": input_rate / synthetic_rate, "target": 10.0}  # fmt: skip
+        results["real_vs_synthetic_training"] = {"real_img_s": real_rate, "synthetic_img_s": synthetic_rate,
+                                                 "ratio": real_rate / synthetic_rate, "target": 0.95}  # fmt: skip
+        results["model"] = {key: str(value) for key, value in cfg.model.model_dump().items()}
+        results["precision"] = keras.mixed_precision.global_policy().name
+
+    print(f"\n{'measure':<36}{'ours':>12}{'reference':>12}{'ratio':>8}{'target':>8}")
+    for name, key_ours, key_ref in (
+        ("preprocess (img/s) vs naive PIL", "library_img_s", "naive_pil_img_s"),
+        ("input pipeline vs training (img/s)", "input_pipeline_img_s", "training_img_s"),
+        ("training: real vs synthetic (img/s)", "real_img_s", "synthetic_img_s"),
+    ):
+        entry = next(value for value in results.values() if isinstance(value, dict) and key_ours in value)
+        print(f"{name:<36}{entry[key_ours]:>12.1f}{entry[key_ref]:>12.1f}{entry['ratio']:>8.2f}{entry['target']:>8.2f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

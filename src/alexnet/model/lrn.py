@@ -1,0 +1,79 @@
+"""Local response normalization (paper, Sec. 3.3) as a Keras layer, in keras.ops only."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="alexnet")
+class LocalResponseNormalization(keras.layers.Layer):
+    """b_i = a_i / (k + alpha * sum_{j = i - n/2 .. i + n/2} a_j^2) ** beta, over adjacent channels.
+
+    Sec. 3.3: k=2, n=5, alpha=1e-4, beta=0.75, and the sum is not divided by n, as printed (this is what
+    tf.nn.local_response_normalization computes). alpha_over_n=True uses alpha / n instead, as
+    cuda-convnet and Caffe do.
+
+    groups > 1 keeps each window inside its own group of channels: with two towers each GPU normalized
+    only its own kernel maps (Sec. 3.2). Computed in float32 (the squares underflow in float16), returned
+    in the input dtype.
+    """
+
+    def __init__(
+        self,
+        depth: int = 5,
+        k: float = 2.0,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        alpha_over_n: bool = False,
+        groups: int = 1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if depth < 1 or depth % 2 == 0:
+            raise ValueError(f"LRN depth must be an odd positive number of channels, got {depth}")
+        self.depth = depth
+        self.k = k
+        self.alpha = alpha
+        self.beta = beta
+        self.alpha_over_n = alpha_over_n
+        self.groups = groups
+        self._window = None
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels % self.groups:
+            raise ValueError(f"LRN: {channels} channels do not split into {self.groups} groups")
+        # The window sum as one matmul with a banded (block-diagonal for groups) 0/1 matrix: on CPU this
+        # is ~2x faster than summing shifted slices or a cumulative sum, and than tf.nn.lrn's own kernel.
+        index = np.arange(channels)
+        group = index // (channels // self.groups)
+        near = np.abs(index[:, None] - index[None, :]) <= self.depth // 2
+        self._window = (near & (group[:, None] == group[None, :])).astype("float32")
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        alpha = self.alpha / self.depth if self.alpha_over_n else self.alpha
+        square_sum = ops.matmul(ops.square(x), ops.convert_to_tensor(self._window))
+        denominator = self.k + alpha * square_sum
+        if self.beta == 0.75:
+            # d ** -0.75 as rsqrt(d) * rsqrt(sqrt(d)): ~2x faster than a general power, forward and backward.
+            scale = ops.rsqrt(denominator) * ops.rsqrt(ops.sqrt(denominator))
+        else:
+            scale = ops.power(denominator, -self.beta)
+        return ops.cast(x * scale, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth": self.depth,
+            "k": self.k,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "alpha_over_n": self.alpha_over_n,
+            "groups": self.groups,
+        }
