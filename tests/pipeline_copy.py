@@ -83,3 +83,4 @@ def small_params(params: dict) -> None:
     params["preprocess"].update(size=40)
     params["train"].update(crop=32, epochs=2, batch_size=16)
     params["ablations"].update(run=["baseline", "no_lrn"], seeds=[0])
+    params["figure1"].update(epochs=2, learning_rates=[0.03])

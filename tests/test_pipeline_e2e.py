@@ -23,7 +23,7 @@ def test_first_repro_runs_every_stage(reproduced):
     project, output = reproduced
     assert stages_run(output) == {
         "ingest", "preprocess", "train@baseline-0", "train@no_lrn-0", "evaluate@baseline-0",
-        "evaluate@no_lrn-0", "compare",
+        "evaluate@no_lrn-0", "figure1", "compare",
     }  # fmt: skip
     assert (project / "reports" / "ablations.md").read_text().count("| baseline |") == 1
     assert (project / "models" / "baseline-s0" / "model.keras").stat().st_size > 0

@@ -7,7 +7,6 @@ import sqlite3
 import time
 
 import pytest
-
 from pipeline_copy import dvc, project_copy, small_params
 
 

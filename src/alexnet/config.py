@@ -108,6 +108,15 @@ class EvaluateConfig(Section):
     figure_images: Annotated[int, Field(ge=1, le=64)]
 
 
+class Figure1Config(Section):
+    image_size: Annotated[int, Field(ge=8, le=128)]
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    learning_rates: Annotated[list[Annotated[float, Field(gt=0.0, le=10.0)]], Field(min_length=1)]
+    target_error: Annotated[float, Field(gt=0.0, lt=1.0)]
+    seed: Annotated[int, Field(ge=0)]
+
+
 class AblationsConfig(Section):
     run: Annotated[list[str], Field(min_length=1)]
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
@@ -150,6 +159,7 @@ class Config(Section):
     augment: AugmentConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    figure1: Figure1Config
     ablations: AblationsConfig
     tracking: TrackingConfig
 

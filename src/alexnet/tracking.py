@@ -190,9 +190,11 @@ class Tracker:
         """The `.keras` file as an artifact under `model/` (loadable with safe_mode=True)."""
         self.log_artifact(model_file, "model")
 
-    def link_children(self, parent_id: str, child_ids: list[str]) -> None:
+    def link_children(self, parent_id: str, child_ids: list[str], study: str) -> None:
+        """Nest the variant runs under the study's run; tag them so `tags.study = '...'` filters one study."""
         for child in child_ids:
             self._guard(lambda child=child: self._client.set_tag(child, "mlflow.parentRunId", parent_id))
+            self._guard(lambda child=child: self._client.set_tag(child, "study", study))
 
     def runs(self, tags: dict[str, str]) -> list[Any]:
         def search():
