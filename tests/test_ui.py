@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from pipeline_copy import BIN, dvc, environment, project_copy, small_params
@@ -17,6 +20,9 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+
+
+SCREENSHOTS = Path(os.environ.get("ALEXNET_SCREENSHOTS", tempfile.gettempdir()))
 
 
 def free_port() -> int:
@@ -37,16 +43,10 @@ def wait_for(url: str, timeout: float = 90) -> None:
     raise AssertionError(f"{url} did not answer in {timeout}s")
 
 
-def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    profile = tmp_path / "chromium-profile"
-    command = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1500,1000",
-               "--virtual-time-budget=20000", *args]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=180)
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
-def test_ui_lists_the_study_runs(tmp_path):
+def test_ui_lists_the_study_runs_and_shows_the_figures(tmp_path):
+    sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
     project = project_copy(tmp_path / "project", small_params)
     dvc(project, "repro")
     with sqlite3.connect(project / "mlflow.db") as db:
@@ -59,19 +59,28 @@ def test_ui_lists_the_study_runs(tmp_path):
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         wait_for(f"http://127.0.0.1:{port}/health")
-        url = f"http://127.0.0.1:{port}/#/experiments/{experiment_id}"
-        screenshot = tmp_path / "runs.png"
-        chromium(tmp_path, f"--screenshot={screenshot}", url)
-        page = chromium(tmp_path, "--dump-dom", url).stdout
-        artifacts_url = f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs/{baseline_id}/artifacts"
-        artifacts_screenshot = tmp_path / "artifacts.png"
-        chromium(tmp_path, f"--screenshot={artifacts_screenshot}", artifacts_url)
-        artifacts_page = chromium(tmp_path, "--dump-dom", artifacts_url).stdout
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS[1:])
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs")
+            page.get_by_text("study-alexnet").wait_for(timeout=90_000)
+            page.locator("[role=row]", has_text="study-alexnet").locator("button").first.click()
+            page.get_by_text("baseline-s0").wait_for(timeout=60_000)
+            page.screenshot(path=SCREENSHOTS / "mlflow-runs.png")
+            runs_page = page.content()
+            page.goto(f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs/{baseline_id}/artifacts")
+            page.get_by_text("figures").first.wait_for(timeout=60_000)
+            page.get_by_text("figures").first.click()
+            page.get_by_text("conv1_kernels.png").first.click()
+            page.wait_for_timeout(3_000)
+            page.screenshot(path=SCREENSHOTS / "mlflow-figures.png")
+            artifacts_page = page.content()
+            browser.close()
     finally:
         ui.terminate()
         ui.wait(timeout=30)
-    assert screenshot.stat().st_size > 10_000
-    for run_name in ("baseline-s0", "no_lrn-s0", "study-alexnet"):
-        assert run_name in page, f"{run_name} not on the runs page"
-    assert "figures" in artifacts_page and "model" in artifacts_page, "the run's figures are in the UI"
-    assert artifacts_screenshot.stat().st_size > 10_000
+    for run_name in ("study-alexnet", "baseline-s0", "no_lrn-s0"):
+        assert run_name in runs_page, f"{run_name} is not on the runs page"
+    for figure in ("top5_predictions.png", "nearest_neighbours.png", "confusion.png"):
+        assert figure in artifacts_page, f"{figure} is not among the run's artifacts"
+    assert (SCREENSHOTS / "mlflow-runs.png").stat().st_size > 10_000

@@ -12,7 +12,6 @@ message. Either way no training is lost to a logging error.
 
 from __future__ import annotations
 
-import functools
 import os
 import random
 import subprocess
@@ -27,10 +26,15 @@ from alexnet.config import Config, TrackingConfig, flatten, project_root
 
 STORE_FILE = "mlflow.db"
 ARTIFACT_FOLDER = "mlartifacts"
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
-class TrackingError(RuntimeError):
-    """The tracking store could not be reached or written."""
+class TrackingError(OSError):
+    """The tracking store could not be reached or written.
+
+    An OSError, so every stage script's error handler (alexnet.cli.stage_main) prints it as one line and
+    exits 2 under `on_failure: fail`, instead of a traceback.
+    """
 
 
 def store_uri(cfg: TrackingConfig, root: Path | None = None) -> str:
@@ -129,7 +133,10 @@ class Tracker:
                 except Exception as error:  # another queued run created it first
                     if "already exists" not in str(error):
                         raise
-            mlflow.set_experiment(self.cfg.experiment)
+            experiment = mlflow.set_experiment(self.cfg.experiment)
+            if experiment.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:
+                # MLflow 3's UI opens GenAI pages unless the experiment says it is model training.
+                client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
             self._mlflow, self._client = mlflow, client
 
         self._guard(open_store)
@@ -169,7 +176,8 @@ class Tracker:
         items = list(params.items())
         for start in range(0, len(items), 90):
             chunk = dict(items[start : start + 90])
-            self._guard(functools.partial(self._mlflow.log_params, chunk))
+            # Looked up inside the guard: after a failed connect (policy `warn`) there is no mlflow module.
+            self._guard(lambda chunk=chunk: self._mlflow.log_params(chunk))
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         clean = {key: float(value) for key, value in metrics.items() if value is not None}
