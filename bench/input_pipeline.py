@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="preprocess.size (paper: 256)")
     parser.add_argument("--crop", type=int, default=224, help="train.crop (paper: 224)")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--width", type=float, default=1.0, help="model.width (paper: 1.0)")
+    parser.add_argument("--fc-units", type=int, default=4096, help="model.fc_units (paper: 4096)")
     parser.add_argument("--train-steps", type=int, default=8)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "input_pipeline.json")
     args = parser.parse_args()
@@ -101,6 +103,7 @@ def main() -> None:
                           train_per_class=None, val_per_class=None)  # fmt: skip
     params["preprocess"].update(size=args.size)
     params["train"].update(crop=args.crop, batch_size=args.batch)
+    params["model"].update(width=args.width, fc_units=args.fc_units)
     cfg = parse(params)
     results: dict = {"archive": str(args.archive), "size": args.size, "crop": args.crop, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as scratch:

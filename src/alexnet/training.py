@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -55,8 +56,22 @@ def choose_xla(setting: str | bool) -> bool:
 
 
 def choose_strategy() -> tf.distribute.Strategy:
+    """Several machines (TF_CONFIG): MultiWorkerMirrored; several GPUs: Mirrored; else the default.
+
+    ALEXNET_CPU_REPLICAS=N (no GPU) splits the CPU into N logical devices and mirrors over them: the
+    multi-replica code path (gradient all-reduce, per-replica batches) exercised without a GPU.
+    """
     if os.environ.get("TF_CONFIG"):
         return tf.distribute.MultiWorkerMirroredStrategy()
+    cpu_replicas = int(os.environ.get("ALEXNET_CPU_REPLICAS") or 1)
+    if cpu_replicas > 1 and not has_gpu():
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        # Only possible before TensorFlow initialises its devices; after that, mirror over those that exist.
+        with contextlib.suppress(RuntimeError):
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+        devices = [device.name for device in tf.config.list_logical_devices("CPU")][:cpu_replicas]
+        if len(devices) > 1:
+            return tf.distribute.MirroredStrategy(devices)
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()

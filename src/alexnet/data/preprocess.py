@@ -107,7 +107,9 @@ def _encoded_batches(rows: list[dict[str, str]], raw_dir: Path, cfg: PreprocessC
             return
         indices = [int(index) for index in indices]
         done += len(indices)
-        records = [_example(tf, jpeg, labels[i], rows[i]["path"]) for i, jpeg in zip(indices, jpegs.numpy(), strict=True)]
+        records = [
+            _example(tf, jpeg, labels[i], rows[i]["path"]) for i, jpeg in zip(indices, jpegs.numpy(), strict=True)
+        ]
         yield indices, records, batch_moments
 
 
@@ -128,7 +130,9 @@ def _example(tf, jpeg: bytes, label: int, source: str) -> bytes:
         "image/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
         "image/source": tf.train.Feature(bytes_list=tf.train.BytesList(value=[source.encode()])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic=True: map fields in sorted order. Without it protobuf orders them by a per-process hash,
+    # so identical data gave different shard bytes (and a new DVC hash, re-running training) on every run.
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 class _PixelStats:
@@ -177,6 +181,32 @@ def preprocess(
     staging = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    try:
+        written, failed = _write(cfg, raw_dir, kept, staging, progress)
+    except BaseException as error:
+        # A failure (a full disk above all) leaves no half-written staging folder holding the space, and
+        # TensorFlow's own write errors (OpError, not OSError) become one line naming the folder.
+        shutil.rmtree(staging, ignore_errors=True)
+        if not isinstance(error, tf.errors.OpError):
+            raise
+        reason = (error.message or type(error).__name__).splitlines()[0]
+        raise OSError(f"preprocess: {out_dir} not written ({reason}); fix the cause (disk space?) and re-run") from None
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(staging, out_dir)
+    return PreprocessSummary(written=written, failed=failed, out_dir=out_dir)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _write(cfg: PreprocessConfig, raw_dir: Path, kept: list[dict[str, str]], staging: Path, progress: bool):
+    """Shards, stats.json, mean_image.npy and classes.json into `staging`; returns (written, failed)."""
+    import tensorflow as tf
+
     written: dict[str, int] = {}
     failed: list[str] = []
     stats = _PixelStats(cfg.size)
@@ -190,7 +220,8 @@ def preprocess(
         for indices, records, moments in _encoded_batches(split_rows, raw_dir, cfg):
             bar.update(len(indices))
             written_now = [record for record in records if record is not None]
-            failed += [split_rows[index]["path"] for index, record in zip(indices, records, strict=True) if record is None]
+            pairs = zip(indices, records, strict=True)
+            failed += [split_rows[index]["path"] for index, record in pairs if record is None]
             for record in written_now:
                 writers[count % cfg.shards].write(record)
                 count += 1
@@ -212,13 +243,5 @@ def preprocess(
     (staging / "stats.json").write_text(json.dumps(summary, indent=2) + "\n")
     shutil.copyfile(raw_dir / "classes.json", staging / "classes.json")
     _fsync_tree(staging)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(staging, out_dir)
-    return PreprocessSummary(written=written, failed=failed, out_dir=out_dir)
+    return written, failed
 
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with path.open("rb") as handle:
-            os.fsync(handle.fileno())
