@@ -267,7 +267,8 @@ def test_synthetic_generation_is_deterministic(tmp_path):
 
 
 def test_synthetic_ingest_end_to_end(tmp_path):
-    cfg = data_config(tmp_path)
+    synthetic = {"classes": 4, "train_per_class": 64, "val_per_class": 16, "image_size": 72}
+    cfg = data_config(tmp_path, synthetic=synthetic, classes=4, train_per_class=64, val_per_class=16)
     summary = ingest(cfg, tmp_path / "raw", tmp_path / "work", progress=False)
     assert (summary.kept_train, summary.kept_val) == (4 * 64, 4 * 16)
     assert sum(summary.skipped.values()) == 0
