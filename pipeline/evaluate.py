@@ -1,10 +1,9 @@
 """DVC stage `evaluate@VARIANT-SEED`: top-1/top-5 (centre, 10-crop), confusion, figures -> reports/runs/."""
 
-import argparse
 import json
 from pathlib import Path
 
-from alexnet.cli import stage_main
+from alexnet.cli import matrix_arguments, stage_main
 from alexnet.config import load, run_name
 from alexnet.data.input import load_prepared
 from alexnet.evaluation import evaluate_run
@@ -12,17 +11,14 @@ from alexnet.tracking import Tracker, run_tags, tracked_run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("variant")
-    parser.add_argument("seed", type=int)
-    args = parser.parse_args()
-    cfg = load(variant=args.variant, seed=args.seed)
-    name = run_name(args.variant, args.seed)
+    variant, seed = matrix_arguments(__doc__)
+    cfg = load(variant=variant, seed=seed)
+    name = run_name(variant, seed)
     model_dir, report_dir = Path("models") / name, Path("reports/runs") / name
     data = load_prepared(Path("data/prepared"))
     trained = json.loads((model_dir / "run.json").read_text())
     tracker = Tracker(cfg.tracking).connect()
-    tags = run_tags(args.variant, args.seed, data.data_hash, stage="evaluate")
+    tags = run_tags(variant, seed, data.data_hash, stage="evaluate")
     with tracked_run(tracker, name, tags, resume_run_id=trained.get("mlflow_run_id")):
         results = evaluate_run(cfg, data, model_dir / "model.keras", report_dir)
         tracker.log_metrics({f"eval_{key}": value for key, value in results.items()})

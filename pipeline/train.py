@@ -1,10 +1,9 @@
 """DVC stage `train@VARIANT-SEED`: one model of the ablation study -> models/VARIANT-sSEED/."""
 
-import argparse
 import json
 from pathlib import Path
 
-from alexnet.cli import stage_main
+from alexnet.cli import matrix_arguments, stage_main
 from alexnet.config import load, run_name
 from alexnet.data.input import load_prepared
 from alexnet.tracking import Tracker, run_tags, tracked_run
@@ -12,12 +11,9 @@ from alexnet.training import TrainingRun, fingerprint, resume_state, train
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("variant")
-    parser.add_argument("seed", type=int)
-    args = parser.parse_args()
-    cfg = load(variant=args.variant, seed=args.seed)
-    name = run_name(args.variant, args.seed)
+    variant, seed = matrix_arguments(__doc__)
+    cfg = load(variant=variant, seed=seed)
+    name = run_name(variant, seed)
     data = load_prepared(Path("data/prepared"))
     model_dir, report_dir = Path("models") / name, Path("reports/runs") / name
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -30,12 +26,13 @@ def main() -> None:
     )
     state = resume_state(run, cfg.train.epochs)
     tracker = Tracker(cfg.tracking).connect()
-    tags = run_tags(args.variant, args.seed, data.data_hash, stage="train")
+    tags = run_tags(variant, seed, data.data_hash, stage="train")
     resume_id = state and state.get("mlflow_run_id")
     with tracked_run(tracker, name, tags, resume_id):
         if not resume_id:
             tracker.log_params(cfg)
         if state:
+            tracker.set_tags({"resumed": "true"})
             print(f"train: resuming {name} after epoch {state['epochs_done']} of {cfg.train.epochs}")
         train(cfg, data, run, tracker, state)
         if cfg.tracking.log_model:
@@ -45,8 +42,8 @@ def main() -> None:
         json.dumps(
             {
                 "run": name,
-                "variant": args.variant,
-                "seed": args.seed,
+                "variant": variant,
+                "seed": seed,
                 "mlflow_run_id": tracker.run_id,
                 "tracking_failure": tracker.failure,
             },

@@ -28,6 +28,15 @@ def stage_main(body: Callable[[], None]) -> None:
         sys.exit(2)
 
 
+def matrix_arguments(description: str) -> tuple[str, int]:
+    """VARIANT SEED, the two matrix values a train@/evaluate@ stage is called with."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("variant", help="a name under ablations.variants in params.yaml")
+    parser.add_argument("seed", type=int, help="the replicate seed (one of ablations.seeds)")
+    args = parser.parse_args()
+    return args.variant, args.seed
+
+
 def _ui(args: argparse.Namespace) -> None:
     from alexnet.tracking import ui_command
 

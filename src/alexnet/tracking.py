@@ -155,12 +155,11 @@ class Tracker:
         return self._guard(search)
 
     def start(self, run_name: str, tags: dict[str, str], resume_run_id: str | None = None) -> str | None:
-        """Start a run, or continue `resume_run_id` (a resumed training) so nothing is duplicated."""
+        """Start a run, or continue `resume_run_id` (resumed training, evaluation) so nothing is duplicated."""
 
         def begin():
             if resume_run_id:
                 run = self._mlflow.start_run(run_id=resume_run_id)
-                self._mlflow.set_tag("resumed", "true")
             else:
                 run = self._mlflow.start_run(run_name=run_name, tags=tags)
             return run.info.run_id
