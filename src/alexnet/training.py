@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from alexnet.config import Config, flatten
@@ -187,12 +188,28 @@ class TrainingRun:
         state = {
             "fingerprint": self.fingerprint,
             "epochs_done": epochs_done,
+            "seed_generators": seed_generator_states(model),
             "schedule": schedule,
             "history": rows,
             "mlflow_run_id": run_id,
         }
         (self.checkpoint_dir / "state.tmp").write_text(json.dumps(state, indent=2))
         os.replace(self.checkpoint_dir / "state.tmp", self.checkpoint_dir / STATE_FILE)
+
+
+def seed_generator_states(model: keras.Model) -> dict[str, list[int]]:
+    """Dropout's random state by layer: a `.keras` file does not keep it, so a resume would draw new masks."""
+    return {
+        layer.name: np.asarray(layer.seed_generator.state.value).tolist()
+        for layer in model.layers
+        if getattr(layer, "seed_generator", None) is not None
+    }
+
+
+def restore_seed_generators(model: keras.Model, states: dict[str, list[int]]) -> None:
+    for name, value in states.items():
+        generator = model.get_layer(name).seed_generator
+        generator.state.assign(np.asarray(value, dtype=generator.state.dtype))
 
 
 def fingerprint(cfg: Config, data_hash: str) -> str:
@@ -239,6 +256,7 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
     with strategy.scope():
         if state:
             model = keras.saving.load_model(run.checkpoint_dir / CHECKPOINT_FILE, safe_mode=True)
+            restore_seed_generators(model, state.get("seed_generators", {}))
         else:
             model = build_model(cfg.model, data.num_classes, cfg.train.crop)
             compile_model(model, cfg, data.num_classes, jit)

@@ -1,0 +1,68 @@
+"""A training interrupted after epoch k and resumed ends with the same weights as an uninterrupted run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from pipeline_copy import REPO, small_params
+
+from alexnet import training
+from alexnet.config import parse
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    from alexnet.data.ingest import ingest
+    from alexnet.data.input import load_prepared
+    from alexnet.data.preprocess import preprocess
+
+    root = tmp_path_factory.mktemp("resume")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    small_params(raw)
+    raw["data"]["cache_dir"] = str(root / "cache")
+    raw["train"].update(epochs=3, deterministic=True, lr_patience=1)
+    raw["tracking"]["enabled"] = False
+    cfg = parse(raw)
+    ingest(cfg.data, root / "raw", root / "work", progress=False)
+    preprocess(cfg.preprocess, root / "raw", root / "prepared", progress=False)
+    return cfg, load_prepared(root / "prepared")
+
+
+def _run(folder):
+    folder.mkdir(parents=True)
+    return training.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "same")
+
+
+def test_resumed_training_matches_an_uninterrupted_one(tmp_path, prepared, monkeypatch):
+    from alexnet.tracking import Tracker
+
+    cfg, data = prepared
+    tracker = Tracker(cfg.tracking)
+    whole, _ = training.train(cfg, data, _run(tmp_path / "whole"), tracker, state=None, verbose=0)
+
+    interrupted = _run(tmp_path / "interrupted")
+    record = training.EpochRecorder.on_epoch_end
+
+    def killed_after_epoch_two(self, epoch, logs=None):
+        record(self, epoch, logs)
+        if epoch + 1 == 2:
+            raise Killed
+
+    monkeypatch.setattr(training.EpochRecorder, "on_epoch_end", killed_after_epoch_two)
+    with pytest.raises(Killed):
+        training.train(cfg, data, interrupted, tracker, state=None, verbose=0)
+    monkeypatch.setattr(training.EpochRecorder, "on_epoch_end", record)
+
+    state = training.resume_state(interrupted, cfg.train.epochs)
+    assert state["epochs_done"] == 2
+    resumed, rows = training.train(cfg, data, interrupted, tracker, state=state, verbose=0)
+    assert [row["epoch"] for row in rows] == [1, 2, 3]
+    for expected, actual in zip(whole.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(expected, actual)
+    assert float(whole.optimizer.learning_rate) == float(resumed.optimizer.learning_rate)
+
