@@ -34,9 +34,9 @@ def main() -> None:
         if state:
             tracker.set_tags({"resumed": "true"})
             print(f"train: resuming {name} after epoch {state['epochs_done']} of {cfg.train.epochs}")
-        train(cfg, data, run, tracker, state)
+        model, _ = train(cfg, data, run, tracker, state)
         if cfg.tracking.log_model:
-            tracker.log_keras_model(run.model_file)
+            tracker.log_keras_model(model)
         tracker.log_artifact(run.history_file)
     (model_dir / "run.json").write_text(
         json.dumps(

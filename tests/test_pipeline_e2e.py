@@ -62,6 +62,8 @@ def test_mlflow_store_has_one_run_per_variant_with_tags_and_epochs(reproduced):
             ).fetchone()[0]
             assert evaluated == 1
             assert tags.get("mlflow.parentRunId"), "variant runs are children of the study run"
+            models = db.execute("select name from logged_models where source_run_id = ?", (run_id,)).fetchall()
+            assert models == [("model",)], "the trained model is logged with log_model(name='model')"
 
 
 def test_second_repro_does_nothing_and_model_change_reruns_only_downstream(reproduced):

@@ -105,8 +105,8 @@ def test_dvc_repro_logs_to_a_real_tracking_server_on_loopback(tmp_path, mlflow_s
     assert {"val_top1_error", "eval_top1_error"} <= set(run.data.metrics), run.data.metrics
     assert run.data.params["model.activation"] == "relu"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_top1_error")] == [1]
-    artifacts = {entry.path for entry in client.list_artifacts(run.info.run_id)}
-    assert "model" in artifacts, artifacts
+    logged = client.search_logged_models([experiment.experiment_id], f"source_run_id = '{run.info.run_id}'")
+    assert [model.name for model in logged] == ["model"], logged
     assert any((store / "artifacts").rglob("model.keras")), "artifacts went through the server to its root"
     assert json.loads((project / "models/baseline-s0/run.json").read_text())["mlflow_run_id"] == run.info.run_id
 

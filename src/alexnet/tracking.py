@@ -193,9 +193,17 @@ class Tracker:
         if folder.is_dir():
             self._guard(lambda: self._mlflow.log_artifacts(str(folder), artifact_path=destination))
 
-    def log_keras_model(self, model_file: Path) -> None:
-        """The `.keras` file as an artifact under `model/` (loadable with safe_mode=True)."""
-        self.log_artifact(model_file, "model")
+    def log_keras_model(self, model) -> None:
+        """The trained model as an MLflow 3 logged model (`log_model(name=...)`, stored in `.keras` format)."""
+
+        def log():
+            import keras
+            import tensorflow
+
+            requirements = [f"tensorflow=={tensorflow.__version__}", f"keras=={keras.__version__}"]
+            self._mlflow.keras.log_model(model, name="model", pip_requirements=requirements)
+
+        self._guard(log)
 
     def link_children(self, parent_id: str, child_ids: list[str], study: str) -> None:
         """Nest the variant runs under the study's run; tag them so `tags.study = '...'` filters one study."""
