@@ -14,8 +14,8 @@ def main() -> None:
     runs = collect_runs(Path("reports/runs"), Path("models"))
     figure1_file = Path("reports/figure1/figure1.json")
     figure1 = json.loads(figure1_file.read_text()) if figure1_file.is_file() else None
-    report = build_report(cfg, runs, Path("reports"), figure1)
     tracker = Tracker(cfg.tracking).connect()
+    report = build_report(cfg, runs, Path("reports"), figure1, tracked=tracker.variant_runs())
     study = cfg.tracking.experiment
     tags = {"study": study, "dvc_stage": "compare", "kind": "study"}
     with tracked_run(tracker, f"study-{study}", tags, resume_run_id=None):

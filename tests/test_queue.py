@@ -44,3 +44,23 @@ def test_two_queued_experiments_land_in_exp_show_and_the_project_store(tmp_path)
         }
     assert {"drop-a", "drop-b"} <= experiments, experiments
     assert not list((project / ".dvc" / "tmp").rglob("mlflow.db")), "queued runs must not write a private store"
+
+
+@pytest.mark.slow
+def test_queued_sweep_lands_in_the_report(tmp_path):
+    """An ad-hoc `dvc exp run --queue -S ...` shows up in the study report with its experiment name."""
+
+    def one_variant(params):
+        small_params(params)
+        params["ablations"]["run"] = ["baseline"]
+
+    project = project_copy(tmp_path / "project", one_variant)
+    dvc(project, "repro")
+    dvc(project, "exp", "run", "--queue", "-n", "sweep-lr", "-S", "train.learning_rate=0.02")
+    dvc(project, "queue", "start")
+    status = _wait_for_queue(project)
+    assert "Failed" not in status, status
+    dvc(project, "exp", "apply", "sweep-lr")
+    report = (project / "reports" / "ablations.md").read_text()
+    assert "| sweep-lr | baseline-s0 | baseline |" in report, report
+    assert "| workspace | baseline-s0 | baseline |" in report, "the earlier workspace run is listed too"

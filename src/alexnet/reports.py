@@ -371,7 +371,29 @@ def write_curves(runs: list[RunResult], folder: Path) -> list[Path]:
     return [csv_path, png_path]
 
 
-def build_report(cfg: Config, runs: list[RunResult], folder: Path, figure1: dict | None = None) -> Report:
+def tracked_section(tracked: list[dict] | None) -> list[str]:
+    """Every variant run in the MLflow store, ad-hoc `dvc exp run -S ...` experiments included."""
+    if not tracked:
+        return []
+    lines = [
+        "## Every tracked run (MLflow store)",
+        "",
+        "Runs from all DVC experiments that share this store, oldest first. Errors in %.",
+        "",
+        "| DVC experiment | run | variant | seed | commit | top-1 | top-5 | 10-crop top-1 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in tracked:
+        lines.append(
+            f"| {row['dvc_exp_name']} | {row['run']} | {row['variant']} | {row['seed']} | {row['git_commit']} | "
+            f"{_fmt(row['top1_error'])} | {_fmt(row['top5_error'])} | {_fmt(row['ten_crop_top1_error'])} |"
+        )
+    return [*lines, ""]
+
+
+def build_report(
+    cfg: Config, runs: list[RunResult], folder: Path, figure1: dict | None = None, tracked: list[dict] | None = None
+) -> Report:
     if not runs:
         raise ValueError("compare: no evaluated runs under reports/runs; run train and evaluate first")
     folder.mkdir(parents=True, exist_ok=True)
@@ -412,8 +434,10 @@ def build_report(cfg: Config, runs: list[RunResult], folder: Path, figure1: dict
     lines += ["", "![curves](curves.png)", ""]
     if figure1:
         lines += ["![Figure 1: ReLU (solid) vs tanh (dashed)](figure1/figure1.png)", ""]
+    lines += tracked_section(tracked)
     report.markdown.write_text("\n".join(lines))
     json_path = folder / "ablations.json"
-    json_path.write_text(json.dumps({"variants": rows, "claims": claims}, indent=2, default=str) + "\n")
+    summary = {"variants": rows, "claims": claims, "tracked_runs": tracked or []}
+    json_path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     report.files = [report.markdown, json_path, *write_curves(runs, folder)]
     return report

@@ -219,6 +219,21 @@ class Tracker:
 
         return self._guard(search) or []
 
+    def variant_runs(self) -> list[dict[str, Any]]:
+        """Every evaluated variant run in the store, from any DVC experiment: the study across experiments."""
+        rows = []
+        for run in self.runs({}):
+            tags, metrics = run.data.tags, run.data.metrics
+            if "variant" not in tags or "eval_top1_error" not in metrics:
+                continue
+            rows.append({
+                "run": run.info.run_name, "dvc_exp_name": tags.get("dvc_exp_name", ""),
+                "variant": tags["variant"], "seed": tags.get("seed", ""), "git_commit": tags.get("git_commit", "")[:8],
+                "top1_error": metrics["eval_top1_error"], "top5_error": metrics.get("eval_top5_error"),
+                "ten_crop_top1_error": metrics.get("eval_ten_crop_top1_error"), "start_time": run.info.start_time,
+            })  # fmt: skip
+        return sorted(rows, key=lambda row: row["start_time"])
+
 
 def _check_reachable(uri: str) -> None:
     """Fail in a second, not after minutes of HTTP retries, when a tracking server is down."""
