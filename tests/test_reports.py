@@ -77,3 +77,18 @@ def test_matrix_expands_to_the_variants_in_params(tmp_path):
     trains = {name for name in listed if name.startswith("train@")}
     assert trains == {f"train@{variant}-{seed}" for variant in ("baseline", "tanh", "one_tower") for seed in (0, 1)}
     assert {name.replace("train@", "evaluate@") for name in trains} <= set(listed)
+
+
+def test_epoch_ratio_claims_from_histories():
+    def history(reach_at):
+        return [{"epoch": e, "top1_error": 0.2 if e >= reach_at else 0.6, "val_top1_error": 0.5, "seconds": 1.0}
+                for e in range(1, 9)]  # fmt: skip
+
+    from alexnet.reports import claim_rows
+
+    runs = [run("baseline", 0, 0.3, history=history(2)), run("tanh", 0, 0.4, history=history(8)),
+            run("no_dropout", 0, 0.35, history=history(1))]  # fmt: skip
+    claims = {claim["claim"]: claim for claim in claim_rows(runs, 5)}
+    assert claims["ReLU"]["measured"] == "4.0x (single run)"
+    assert claims["ReLU"]["verdict"] == "reproduced (single run)"
+    assert claims["Dropout (iterations)"]["measured"] == "2.0x (single run)"
