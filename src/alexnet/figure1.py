@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet.config import Figure1Config
-from alexnet.data.input import PreparedData, _parse
+from alexnet.data.input import PreparedData, parsed_records
 
 ACTIVATIONS = ("relu", "tanh")
 
@@ -31,7 +31,7 @@ def small_images(data: PreparedData, split: str, size: int) -> tuple[np.ndarray,
         image = tf.image.resize(tf.io.decode_jpeg(encoded, channels=3), [size, size], antialias=True)
         return image, label
 
-    records = tf.data.TFRecordDataset(data.files(split)).map(_parse).map(shrink, num_parallel_calls=tf.data.AUTOTUNE)
+    records = parsed_records(data, split).map(shrink, num_parallel_calls=tf.data.AUTOTUNE)
     images, labels = [], []
     for batch_images, batch_labels in records.batch(512):
         images.append(batch_images.numpy())

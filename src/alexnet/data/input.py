@@ -72,6 +72,11 @@ def _parse(record):
     return parsed["image/encoded"], tf.cast(parsed["image/label"], tf.int32)
 
 
+def parsed_records(data: PreparedData, split: str) -> tf.data.Dataset:
+    """(JPEG bytes, label) of every record of a split, in shard order."""
+    return tf.data.TFRecordDataset(data.files(split)).map(_parse)
+
+
 def pca_lighting(image, eigenvalues, eigenvectors, alpha):
     """Sec. 4.1: add sum_i p_i * alpha_i * lambda_i to every RGB pixel (eigen on [0, 1] pixels)."""
     offset = tf.linalg.matvec(eigenvectors, alpha * eigenvalues) * 255.0
@@ -150,7 +155,7 @@ def eval_dataset(data: PreparedData, crop: int, batch_size: int, split: str = "v
             return image[start : start + crop, start : start + crop, :], label
         return ten_crops(image, crop), label
 
-    records = tf.data.TFRecordDataset(data.files(split)).map(_parse)
+    records = parsed_records(data, split)
     return (
         records.map(centred, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
     )
@@ -167,5 +172,5 @@ def ten_crops(image, crop: int):
 
 
 def labels(data: PreparedData, split: str = "val") -> np.ndarray:
-    records = tf.data.TFRecordDataset(data.files(split)).map(_parse)
+    records = parsed_records(data, split)
     return np.fromiter((int(label) for _, label in records.as_numpy_iterator()), np.int64)
