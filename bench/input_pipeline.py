@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=1.0, help="model.width (paper: 1.0)")
     parser.add_argument("--fc-units", type=int, default=4096, help="model.fc_units (paper: 4096)")
     parser.add_argument("--train-steps", type=int, default=8)
+    parser.add_argument("--preprocess-only", action="store_true", help="measure 1. only")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "input_pipeline.json")
     args = parser.parse_args()
     if not args.archive.is_file():
@@ -121,6 +122,10 @@ def main() -> None:
         results["preprocess"] = {"library_img_s": library_rate, "naive_pil_img_s": naive_rate,
                                  "ratio": library_rate / naive_rate, "target": 3.0}  # fmt: skip
 
+        if args.preprocess_only:
+            print(f"preprocess {library_rate:.1f} img/s, naive PIL {naive_rate:.1f} img/s, "
+                  f"ratio {library_rate / naive_rate:.2f} (target 3)")  # fmt: skip
+            return
         data = load_prepared(scratch / "prepared")
         pipeline = train_dataset(data, cfg.augment, args.crop, args.batch, seed=0, first_epoch=0, last_epoch=50,
                                  shuffle_buffer=cfg.train.shuffle_buffer, deterministic=False)  # fmt: skip

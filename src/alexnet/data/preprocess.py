@@ -80,7 +80,7 @@ def _encoded_batches(rows: list[dict[str, str]], raw_dir: Path, cfg: PreprocessC
 
     def moments(images):
         images = tf.cast(images, tf.float32)
-        pixels = tf.reshape(images / 255.0, [-1, 3])
+        pixels = tf.reshape(images, [-1, 3])  # 0..255; _PixelStats.finish rescales to [0, 1]
         return tf.reduce_sum(images, axis=0), tf.reduce_sum(pixels, axis=0), tf.matmul(pixels, pixels, True)
 
     def encoded(index):
@@ -156,8 +156,8 @@ class _PixelStats:
             )
         mean_image = (self.sum_image / self.images).astype(np.float32)
         count = self.images * mean_image.shape[0] * mean_image.shape[1]
-        mean = self.pixel_sum / count
-        covariance = self.pixel_outer / count - np.outer(mean, mean)
+        mean = self.pixel_sum / count / 255.0
+        covariance = self.pixel_outer / count / 255.0**2 - np.outer(mean, mean)
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
         order = np.argsort(eigenvalues)[::-1]
         stats = {
