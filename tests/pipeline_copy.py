@@ -76,6 +76,21 @@ def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+def small_raw_data(root: Path, edit_params=None):
+    """The tiny profile ingested into `root/raw`: (params tree, validated config, raw folder)."""
+    from alexnet.config import parse
+    from alexnet.data.ingest import ingest
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    small_params(params)
+    params["data"]["cache_dir"] = str(root / "cache")
+    if edit_params:
+        edit_params(params)
+    cfg = parse(params)
+    ingest(cfg.data, root / "raw", root / "work", progress=False)
+    return params, cfg, root / "raw"
+
+
 def small_params(params: dict) -> None:
     """A faster default profile for tests: two epochs, tiny data."""
     params["data"]["synthetic"].update(classes=3, train_per_class=32, val_per_class=8, image_size=48)

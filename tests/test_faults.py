@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_copy import BIN, REPO, dvc, environment, project_copy, small_params, stages_run
+from pipeline_copy import BIN, REPO, dvc, environment, project_copy, small_params, small_raw_data, stages_run
 
-from alexnet.config import parse
 from alexnet.data.download import DownloadError, fetch
 
 
@@ -307,16 +306,7 @@ def test_unreachable_tracking_server(tmp_path, policy):
 @pytest.fixture(scope="module")
 def raw_data(tmp_path_factory):
     """The tiny synthetic source ingested once: (raw params tree, config, data/raw folder)."""
-    from alexnet.data.ingest import ingest
-
-    root = tmp_path_factory.mktemp("faults")
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    small_params(raw)
-    raw["data"]["cache_dir"] = str(root / "cache")
-    raw["preprocess"].update(shards=1, workers=1)
-    cfg = parse(raw)
-    ingest(cfg.data, root / "raw", root / "work", progress=False)
-    return raw, cfg, root / "raw"
+    return small_raw_data(tmp_path_factory.mktemp("faults"), lambda raw: raw["preprocess"].update(shards=1, workers=1))
 
 
 def test_disk_full_during_preprocess_is_one_line_and_leaves_nothing_behind(tmp_path, raw_data, monkeypatch):

@@ -6,20 +6,13 @@ import json
 
 import numpy as np
 import tensorflow as tf
-import yaml
-from pipeline_copy import REPO, small_params
+from pipeline_copy import small_raw_data
 
-from alexnet.config import parse
-from alexnet.data.ingest import ingest
 from alexnet.data.preprocess import _resize_and_crop, preprocess, read_manifest
 
 
 def test_mean_image_and_pca_match_numpy(tmp_path):
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    small_params(raw)
-    raw["data"]["cache_dir"] = str(tmp_path / "cache")
-    cfg = parse(raw)
-    ingest(cfg.data, tmp_path / "raw", tmp_path / "work", progress=False)
+    _, cfg, _ = small_raw_data(tmp_path)
     summary = preprocess(cfg.preprocess, tmp_path / "raw", tmp_path / "prepared", progress=False)
 
     train = [row for row in read_manifest(tmp_path / "raw") if row["split"] == "train" and row["status"] == "kept"]

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
-from pipeline_copy import REPO, small_params
+from pipeline_copy import small_raw_data
 
 from alexnet import training
-from alexnet.config import parse
 
 
 class Killed(Exception):
@@ -17,19 +15,16 @@ class Killed(Exception):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    from alexnet.data.ingest import ingest
     from alexnet.data.input import load_prepared
     from alexnet.data.preprocess import preprocess
 
+    def three_deterministic_epochs(raw):
+        raw["train"].update(epochs=3, deterministic=True, lr_patience=1)
+        raw["tracking"]["enabled"] = False
+
     root = tmp_path_factory.mktemp("resume")
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    small_params(raw)
-    raw["data"]["cache_dir"] = str(root / "cache")
-    raw["train"].update(epochs=3, deterministic=True, lr_patience=1)
-    raw["tracking"]["enabled"] = False
-    cfg = parse(raw)
-    ingest(cfg.data, root / "raw", root / "work", progress=False)
-    preprocess(cfg.preprocess, root / "raw", root / "prepared", progress=False)
+    _, cfg, raw_dir = small_raw_data(root, three_deterministic_epochs)
+    preprocess(cfg.preprocess, raw_dir, root / "prepared", progress=False)
     return cfg, load_prepared(root / "prepared")
 
 
