@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -55,8 +56,9 @@ def test_ui_lists_the_study_runs_and_shows_the_figures(tmp_path):
             "select run_uuid from runs where name = 'baseline-s0' and lifecycle_stage = 'active'"
         ).fetchone()
     port = free_port()
+    # Its own session: `mlflow ui` forks workers and job consumers, and all of them must stop with it.
     ui = subprocess.Popen([str(BIN / "alexnet"), "ui", "--port", str(port)], cwd=project, env=environment(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     try:
         wait_for(f"http://127.0.0.1:{port}/health")
         with sync_playwright() as playwright:
@@ -77,7 +79,7 @@ def test_ui_lists_the_study_runs_and_shows_the_figures(tmp_path):
             artifacts_page = page.content()
             browser.close()
     finally:
-        ui.terminate()
+        os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=30)
     for run_name in ("study-alexnet", "baseline-s0", "no_lrn-s0"):
         assert run_name in runs_page, f"{run_name} is not on the runs page"
