@@ -117,6 +117,9 @@ def test_ten_crop_is_the_mean_of_the_ten_crops_softmax(prepared, position_sensit
     np.testing.assert_array_equal(result.labels, labels)
     np.testing.assert_allclose(result.ten_crop, expected, atol=1e-5)
     np.testing.assert_allclose(result.centre, per_crop[4], atol=1e-5)
+    centre_only = predict(position_sensitive_model, data, crop, batch_size=7, ten_crop=False)
+    assert centre_only.ten_crop is None
+    np.testing.assert_allclose(centre_only.centre, result.centre, atol=1e-5)
     assert np.abs(result.ten_crop - result.centre).max() > 1e-3, "the crops should not all agree"
 
 

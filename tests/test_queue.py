@@ -10,6 +10,11 @@ import pytest
 from pipeline_copy import dvc, project_copy, small_params
 
 
+def one_variant(params):
+    small_params(params)
+    params["ablations"]["run"] = ["baseline"]
+
+
 def _wait_for_queue(project, timeout: float = 900) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -22,10 +27,6 @@ def _wait_for_queue(project, timeout: float = 900) -> str:
 
 @pytest.mark.slow
 def test_two_queued_experiments_land_in_exp_show_and_the_project_store(tmp_path):
-    def one_variant(params):
-        small_params(params)
-        params["ablations"]["run"] = ["baseline"]
-
     project = project_copy(tmp_path / "project", one_variant)
     dvc(project, "repro")
     dvc(project, "exp", "run", "--queue", "-n", "drop-a", "-S", "model.dropout=0.3")
@@ -49,10 +50,6 @@ def test_two_queued_experiments_land_in_exp_show_and_the_project_store(tmp_path)
 @pytest.mark.slow
 def test_queued_sweep_lands_in_the_report(tmp_path):
     """An ad-hoc `dvc exp run --queue -S ...` shows up in the study report with its experiment name."""
-
-    def one_variant(params):
-        small_params(params)
-        params["ablations"]["run"] = ["baseline"]
 
     project = project_copy(tmp_path / "project", one_variant)
     dvc(project, "repro")

@@ -47,24 +47,27 @@ class Predictions:
     ten_crop: np.ndarray | None  # mean of the ten crops' softmax outputs, [n, classes]
 
 
+CENTRE_CROP = 4  # alexnet.data.input.ten_crops: four corners, then the centre, then the mirrors
+
+
 def predict(model, data, crop: int, batch_size: int, ten_crop: bool) -> Predictions:
     """Softmax outputs over the val split: centre crop, and the 10-crop average (Sec. 4.1)."""
     from alexnet.data.input import eval_dataset
 
-    labels, centre = [], []
-    for images, batch_labels in eval_dataset(data, crop, batch_size):
-        centre.append(softmax(np.asarray(model(images, training=False), np.float64)))
+    labels, centre, averaged = [], [], []
+    if not ten_crop:
+        for images, batch_labels in eval_dataset(data, crop, batch_size):
+            centre.append(softmax(np.asarray(model(images, training=False), np.float64)))
+            labels.append(batch_labels.numpy())
+        return Predictions(np.concatenate(labels), np.concatenate(centre), None)
+    for crops, batch_labels in eval_dataset(data, crop, max(1, batch_size // 10), ten_crop=True):
+        count = crops.shape[0]
+        flat = np.reshape(crops, (count * 10, crop, crop, 3))
+        probabilities = softmax(np.asarray(model(flat, training=False), np.float64)).reshape(count, 10, -1)
+        centre.append(probabilities[:, CENTRE_CROP])  # one of the ten: no second pass over the val split
+        averaged.append(probabilities.mean(axis=1))
         labels.append(batch_labels.numpy())
-    averaged = None
-    if ten_crop:
-        averaged = []
-        for crops, _ in eval_dataset(data, crop, max(1, batch_size // 10), ten_crop=True):
-            count = crops.shape[0]
-            flat = np.reshape(crops, (count * 10, crop, crop, 3))
-            probabilities = softmax(np.asarray(model(flat, training=False), np.float64))
-            averaged.append(probabilities.reshape(count, 10, -1).mean(axis=1))
-        averaged = np.concatenate(averaged)
-    return Predictions(np.concatenate(labels), np.concatenate(centre), averaged)
+    return Predictions(np.concatenate(labels), np.concatenate(centre), np.concatenate(averaged))
 
 
 def metrics(predictions: Predictions, top_k: int) -> dict[str, float]:

@@ -143,17 +143,6 @@ class Tracker:
         return self
 
     # -- runs ---------------------------------------------------------------------------------------
-    def find_run(self, tags: dict[str, str]) -> str | None:
-        def search():
-            experiment = self._client.get_experiment_by_name(self.cfg.experiment)
-            query = " and ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
-            runs = self._client.search_runs(
-                [experiment.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1
-            )
-            return runs[0].info.run_id if runs else None
-
-        return self._guard(search)
-
     def start(self, run_name: str, tags: dict[str, str], resume_run_id: str | None = None) -> str | None:
         """Start a run, or continue `resume_run_id` (resumed training, evaluation) so nothing is duplicated."""
 

@@ -169,8 +169,3 @@ def ten_crops(image, crop: int):
     patches = [image[top : top + crop, left : left + crop, :] for top, left in corners]
     patches += [tf.reverse(patch, axis=[1]) for patch in patches]
     return tf.stack(patches)
-
-
-def labels(data: PreparedData, split: str = "val") -> np.ndarray:
-    records = parsed_records(data, split)
-    return np.fromiter((int(label) for _, label in records.as_numpy_iterator()), np.int64)
