@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=1.0, help="model.width (paper: 1.0)")
     parser.add_argument("--fc-units", type=int, default=4096, help="model.fc_units (paper: 4096)")
     parser.add_argument("--train-steps", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3, help="preprocess runs of each kind, best kept")
     parser.add_argument("--preprocess-only", action="store_true", help="measure 1. only")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "input_pipeline.json")
     args = parser.parse_args()
@@ -113,18 +114,27 @@ def main() -> None:
         rows = [row for row in read_manifest(scratch / "raw") if row["status"] == "kept"]
         results["images"] = len(rows)
 
-        started = time.perf_counter()
-        preprocess(cfg.preprocess, scratch / "raw", scratch / "prepared")
-        library_rate = len(rows) / (time.perf_counter() - started)
-        started = time.perf_counter()
-        naive_pil_preprocess(rows, scratch / "raw", scratch / "naive.tfrecord", args.size, cfg.preprocess.jpeg_quality)
-        naive_rate = len(rows) / (time.perf_counter() - started)
+        # Alternating repeats, best of each: this shared 2-core VM's throughput swings by 2x from one
+        # minute to the next, and the best run is the one least disturbed by neighbours.
+        library_rates, naive_rates = [], []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            preprocess(cfg.preprocess, scratch / "raw", scratch / "prepared")
+            library_rates.append(len(rows) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            naive_pil_preprocess(rows, scratch / "raw", scratch / "naive.tfrecord", args.size,
+                                 cfg.preprocess.jpeg_quality)  # fmt: skip
+            naive_rates.append(len(rows) / (time.perf_counter() - started))
+        library_rate, naive_rate = max(library_rates), max(naive_rates)
         results["preprocess"] = {"library_img_s": library_rate, "naive_pil_img_s": naive_rate,
-                                 "ratio": library_rate / naive_rate, "target": 3.0}  # fmt: skip
+                                 "ratio": library_rate / naive_rate, "target": 3.0,
+                                 "library_runs_img_s": library_rates, "naive_runs_img_s": naive_rates}  # fmt: skip
 
         if args.preprocess_only:
             print(f"preprocess {library_rate:.1f} img/s, naive PIL {naive_rate:.1f} img/s, "
                   f"ratio {library_rate / naive_rate:.2f} (target 3)")  # fmt: skip
+            print(f"runs (img/s): library {[round(rate) for rate in library_rates]}, "
+                  f"naive {[round(rate) for rate in naive_rates]}")  # fmt: skip
             return
         data = load_prepared(scratch / "prepared")
         pipeline = train_dataset(data, cfg.augment, args.crop, args.batch, seed=0, first_epoch=0, last_epoch=50,

@@ -1,4 +1,4 @@
-"""Shared fixtures: the repo root, the shared data folder, a params tree, quiet TensorFlow."""
+"""Shared fixtures: the repo root, the shared data folder, a (synthetic profile) params tree, quiet TensorFlow."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
+from pipeline_copy import read_params
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -23,8 +23,8 @@ def repo_root() -> Path:
 
 @pytest.fixture
 def raw_params() -> dict:
-    """params.yaml as a plain tree, to edit before alexnet.config.parse."""
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+    """params.yaml with the synthetic profile applied, as a plain tree to edit before alexnet.config.parse."""
+    return read_params()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""Helpers for end-to-end tests: a throw-away git copy of the project, and DVC/MLflow runners."""
+"""Helpers for tests: the synthetic profile, a throw-away git copy of the project, DVC/MLflow runners."""
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -14,9 +15,39 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
+# The small offline profile tests run on (params.yaml's default is the real-data Imagenette profile):
+# generated images, a quarter-width net. `make run-synthetic` passes the same values as `dvc exp run -S`
+# (test_config checks that the two agree). data.synthetic and everything not listed keep params.yaml's values.
+SYNTHETIC_PROFILE = {
+    "data": {"source": "synthetic", "url": None, "sha256": None, "classes": 6, "train_per_class": 120,
+             "val_per_class": 30},
+    "preprocess": {"size": 64, "jpeg_quality": 90, "shards": 2, "workers": 2},
+    "model": {"width": 0.25, "fc_units": 256},
+    "train": {"crop": 56, "batch_size": 32, "epochs": 8, "lr_patience": 2},
+    "figure1": {"epochs": 8, "learning_rates": [0.01, 0.03]},
+    "ablations": {"run": ["baseline", "no_lrn"], "seeds": [0]},
+}  # fmt: skip
 
-def project_copy(destination: Path, edit_params=None) -> Path:
-    """Copy the project's tracked and unignored files into a fresh git repo at `destination`."""
+
+def synthetic_profile(params: dict) -> dict:
+    """Edit a params tree in place to the synthetic profile (offline, minutes on a CPU); returns it."""
+    for section, values in SYNTHETIC_PROFILE.items():
+        params[section].update(copy.deepcopy(values))
+    return params
+
+
+def read_params(synthetic: bool = True) -> dict:
+    """The project's params.yaml as a plain tree, with the synthetic profile applied unless synthetic=False."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    return synthetic_profile(params) if synthetic else params
+
+
+def project_copy(destination: Path, edit_params=None, synthetic: bool = True) -> Path:
+    """Copy the project's tracked and unignored files into a fresh git repo at `destination`.
+
+    The copy's params.yaml gets the synthetic profile (unless synthetic=False), then `edit_params`,
+    before the first commit.
+    """
     listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.split()
@@ -27,9 +58,12 @@ def project_copy(destination: Path, edit_params=None) -> Path:
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    if edit_params:
+    if synthetic or edit_params:
         params = yaml.safe_load((destination / "params.yaml").read_text())
-        edit_params(params)
+        if synthetic:
+            synthetic_profile(params)
+        if edit_params:
+            edit_params(params)
         (destination / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(destination, "init", "-q")
     git(destination, "add", "-A")
@@ -81,7 +115,7 @@ def small_raw_data(root: Path, edit_params=None):
     from alexnet.config import parse
     from alexnet.data.ingest import ingest
 
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = read_params()
     small_params(params)
     params["data"]["cache_dir"] = str(root / "cache")
     if edit_params:
@@ -92,7 +126,8 @@ def small_raw_data(root: Path, edit_params=None):
 
 
 def small_params(params: dict) -> None:
-    """A faster default profile for tests: two epochs, tiny data."""
+    """The synthetic profile, shrunk further: two epochs, tiny data."""
+    synthetic_profile(params)
     params["data"]["synthetic"].update(classes=3, train_per_class=32, val_per_class=8, image_size=48)
     params["data"].update(classes=3, train_per_class=32, val_per_class=8)
     params["preprocess"].update(size=40)

@@ -3,19 +3,66 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_copy import read_params
 
 from alexnet.config import ConfigError, flatten, load, parse
+from alexnet.data import sources
+
+IMAGENETTE_160_SHA256 = "64d0c4859f35a461889e0147755a999a48b49bf38a7e0f9bd27003f10db02fe5"  # fast.ai's published value
 
 
 def test_shipped_params_are_valid(repo_root):
     cfg = load(repo_root / "params.yaml")
     assert cfg.ablations.run and set(cfg.ablations.run) <= set(cfg.ablations.variants)
     assert cfg.train.crop <= cfg.preprocess.size
+
+
+def test_shipped_default_is_real_imagenette_with_a_known_checksum(repo_root, tmp_path, monkeypatch):
+    """`dvc repro` as shipped fetches fast.ai's 160 px Imagenette and verifies it with no data.sha256 override."""
+    cfg = load(repo_root / "params.yaml")
+    assert (cfg.data.source, cfg.data.size) == ("imagenette", "160")
+    assert cfg.data.url is None and cfg.data.sha256 is None
+    known = sources.KNOWN_ARCHIVES[(cfg.data.source, cfg.data.size)]
+    assert Path(known.url).name == "imagenette2-160.tgz" and known.sha256 == IMAGENETTE_160_SHA256
+
+    fetched = []
+
+    def no_network(url, cache_dir, sha256, progress):
+        fetched.append((url, sha256))
+        raise KeyboardInterrupt  # stop before any download
+
+    monkeypatch.setattr(sources, "fetch", no_network)
+    with pytest.raises(KeyboardInterrupt):
+        sources.resolve(cfg.data.model_copy(update={"cache_dir": str(tmp_path)}), tmp_path / "work", progress=False)
+    assert fetched == [(known.url, IMAGENETTE_160_SHA256)], "the default is fetched and checked by the known sha256"
+
+
+def test_make_run_synthetic_overrides_give_the_tests_synthetic_profile(repo_root):
+    """The Makefile's `dvc exp run -S` list and pipeline_copy.synthetic_profile are the same profile."""
+    makefile = (repo_root / "Makefile").read_text()
+    block = re.search(r"^SYNTHETIC_PROFILE\s*=((?:.*\\\n)*.*)$", makefile, re.MULTILINE)
+    assert block, "the Makefile defines SYNTHETIC_PROFILE for run-synthetic"
+    overrides = re.findall(r"-S\s+'?([^'\s]+)'?", block.group(1))
+    assert overrides, block.group(0)
+    made = read_params(synthetic=False)
+    for override in overrides:
+        key, value = override.split("=", 1)
+        *sections, leaf = key.split(".")
+        node = made
+        for section in sections:
+            node = node[section]
+        assert leaf in node, f"-S {override}: no such key in params.yaml"
+        node[leaf] = yaml.safe_load(value)
+    assert made == read_params()
+    cfg = parse(made)
+    assert cfg.data.source == "synthetic" and cfg.train.crop <= cfg.preprocess.size
 
 
 @pytest.mark.parametrize(

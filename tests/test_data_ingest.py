@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
+from pipeline_copy import read_params
 
 from alexnet.config import parse
 from alexnet.data import ingest as ingest_module
@@ -21,8 +21,7 @@ from alexnet.data.ingest import IngestError, ingest
 from alexnet.data.sources import SourceError
 from alexnet.data.synthetic import generate
 
-ROOT = Path(__file__).resolve().parents[1]
-RAW_PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+RAW_PARAMS = read_params()
 
 
 def data_config(tmp_path: Path, **overrides):

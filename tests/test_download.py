@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
-import yaml
+from pipeline_copy import read_params
 
 from alexnet.config import parse
 from alexnet.data.download import DownloadError, fetch
@@ -183,7 +183,7 @@ def test_real_imagenette_download_and_ingest(tmp_path, serve):
     with pytest.raises(DownloadError, match="sha256 mismatch"):
         fetch(url, cache, "f" * 64, progress=False)
 
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = read_params()
     raw["data"].update(
         source="folder", url=str(archive), classes=2, train_per_class=5, val_per_class=5, cache_dir=str(cache)
     )

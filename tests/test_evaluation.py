@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import yaml
 from PIL import Image
+from pipeline_copy import read_params
 
 from alexnet.config import Config, parse
 from alexnet.data.ingest import ingest
@@ -29,12 +29,11 @@ from alexnet.evaluation import (
 )
 from alexnet.model import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ("confusion.png", "conv1_kernels.png", "top5_predictions.png", "nearest_neighbours.png")
 
 
 def small_config(root: Path) -> Config:
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = read_params()
     raw["data"]["cache_dir"] = str(root / "cache")
     raw["data"]["synthetic"].update(classes=3, train_per_class=12, val_per_class=4, image_size=48)
     raw["data"].update(classes=3, train_per_class=12, val_per_class=4)

@@ -137,7 +137,7 @@ def test_sigkill_during_training_resumes_with_every_epoch_once_and_the_same_mlfl
 @pytest.mark.slow
 def test_sigkill_during_preprocess_then_rerun_gives_identical_outputs(tmp_path):
     def bigger(params):
-        params["ablations"]["run"] = ["baseline"]  # default data: ~900 images, long enough to be hit
+        params["ablations"]["run"] = ["baseline"]  # the synthetic profile's ~900 images, long enough to be hit
 
     clean = project_copy(tmp_path / "clean", bigger)
     dvc(clean, "repro", "preprocess")

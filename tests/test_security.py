@@ -16,7 +16,7 @@ from pathlib import Path
 
 import keras
 import pytest
-import yaml
+from pipeline_copy import read_params
 
 from alexnet.data.archives import ArchiveError, extract
 from alexnet.data.download import DownloadError, fetch, local_path
@@ -72,7 +72,7 @@ def test_resume_refuses_a_checkpoint_that_carries_code(tmp_path):
     from alexnet.tracking import Tracker
     from alexnet.training import CHECKPOINT_FILE, TrainingRun, train
 
-    cfg = parse(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    cfg = parse(read_params())
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()
     marker = str(tmp_path / "pwned")

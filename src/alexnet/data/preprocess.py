@@ -3,7 +3,9 @@
 Stats, on the train split only:
 - the per-pixel mean image (size x size x 3) the paper subtracts, and its per-channel mean;
 - the eigenvalues/eigenvectors of the 3x3 RGB covariance for PCA lighting (Sec. 4.1),
-  computed on pixel values scaled to [0, 1].
+  computed on pixel values scaled to [0, 1], over a grid of every `COVARIANCE_STRIDE`-th row and
+  column of every train image (9.4k Imagenette images still give 38M pixels at size 256; the full
+  outer product cost as much as the decode, and the eigenvalues agree to 1e-3, see the tests).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from alexnet.config import PreprocessConfig
 from alexnet.data.progress import progress_bar
 
 SPLITS = ("train", "val")
+COVARIANCE_STRIDE = 4
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def _resize_and_crop(tf, encoded, size: int):
 BATCH = 64
 
 
-def _encoded_batches(rows: list[dict[str, str]], raw_dir: Path, cfg: PreprocessConfig):
+def _encoded_batches(rows: list[dict[str, str]], raw_dir: Path, cfg: PreprocessConfig, with_moments: bool):
     """Yield (indices, serialized Examples, moments) per batch; a file TF cannot decode gives (index, None).
 
     Decoding, resizing, JPEG encoding and the stats (the batch's image sum, pixel sum and pixel outer
@@ -79,9 +82,12 @@ def _encoded_batches(rows: list[dict[str, str]], raw_dir: Path, cfg: PreprocessC
         return tf.io.encode_jpeg(image, quality=cfg.jpeg_quality), image
 
     def moments(images):
-        images = tf.cast(images, tf.float32)
-        pixels = tf.reshape(images, [-1, 3])  # 0..255; _PixelStats.finish rescales to [0, 1]
-        return tf.reduce_sum(images, axis=0), tf.reduce_sum(pixels, axis=0), tf.matmul(pixels, pixels, True)
+        if not with_moments:
+            return ()
+        grid = tf.cast(images[:, ::COVARIANCE_STRIDE, ::COVARIANCE_STRIDE], tf.float32)
+        pixels = tf.reshape(grid, [-1, 3])  # 0..255; _PixelStats.finish rescales to [0, 1]
+        image_sum = tf.reduce_sum(tf.cast(images, tf.float32), axis=0)
+        return image_sum, tf.reduce_sum(pixels, axis=0), tf.matmul(pixels, pixels, True), tf.shape(pixels)[0]
 
     def encoded(index):
         jpeg, image = encode(tf.gather(paths, index))
@@ -105,7 +111,7 @@ def _encoded_batches(rows: list[dict[str, str]], raw_dir: Path, cfg: PreprocessC
         except tf.errors.InvalidArgumentError:
             yield from _one_by_one(tf, encode, moments, rows, paths, labels, start=done)
             return
-        indices = [int(index) for index in indices]
+        indices = indices.numpy().tolist()  # iterating an EagerTensor slices it op by op: 0.4 ms per image
         done += len(indices)
         records = [
             _example(tf, jpeg, labels[i], rows[i]["path"]) for i, jpeg in zip(indices, jpegs.numpy(), strict=True)
@@ -140,13 +146,15 @@ class _PixelStats:
         self.sum_image = np.zeros((size, size, 3), np.float64)
         self.pixel_sum = np.zeros(3, np.float64)
         self.pixel_outer = np.zeros((3, 3), np.float64)
+        self.pixels = 0
         self.images = 0
 
     def add(self, moments, images: int) -> None:
-        image_sum, pixel_sum, pixel_outer = (np.asarray(value, np.float64) for value in moments)
+        image_sum, pixel_sum, pixel_outer, pixels = (np.asarray(value, np.float64) for value in moments)
         self.sum_image += image_sum
         self.pixel_sum += pixel_sum
         self.pixel_outer += pixel_outer
+        self.pixels += int(pixels)
         self.images += images
 
     def finish(self) -> tuple[np.ndarray, dict]:
@@ -155,17 +163,17 @@ class _PixelStats:
                 "preprocess: the train split is empty; check data.classes and data.train_per_class"
             )
         mean_image = (self.sum_image / self.images).astype(np.float32)
-        count = self.images * mean_image.shape[0] * mean_image.shape[1]
-        mean = self.pixel_sum / count / 255.0
-        covariance = self.pixel_outer / count / 255.0**2 - np.outer(mean, mean)
+        grid_mean = self.pixel_sum / self.pixels / 255.0
+        covariance = self.pixel_outer / self.pixels / 255.0**2 - np.outer(grid_mean, grid_mean)
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
         order = np.argsort(eigenvalues)[::-1]
         stats = {
             "train_images": self.images,
-            "channel_mean": (mean * 255.0).tolist(),
+            "channel_mean": mean_image.astype(np.float64).mean(axis=(0, 1)).tolist(),
             "rgb_eigenvalues": eigenvalues[order].tolist(),
             "rgb_eigenvectors": eigenvectors[:, order].tolist(),
             "pixel_scale_of_eigen": "pixel values / 255",
+            "covariance_grid_stride": COVARIANCE_STRIDE,
         }
         return mean_image, stats
 
@@ -217,7 +225,7 @@ def _write(cfg: PreprocessConfig, raw_dir: Path, kept: list[dict[str, str]], sta
         writers = [tf.io.TFRecordWriter(str(path)) for path in shard_paths(staging, split, cfg.shards)]
         count = 0
         bar = progress_bar(total=len(split_rows), desc=f"preprocess {split}", unit="img", enabled=progress)
-        for indices, records, moments in _encoded_batches(split_rows, raw_dir, cfg):
+        for indices, records, moments in _encoded_batches(split_rows, raw_dir, cfg, with_moments=split == "train"):
             bar.update(len(indices))
             written_now = [record for record in records if record is not None]
             pairs = zip(indices, records, strict=True)
