@@ -1,4 +1,6 @@
-"""Wall time of the default `dvc repro` (shipped params.yaml) in a fresh temporary copy of the project.
+"""Wall time of `dvc repro` on the offline synthetic profile (`make run-synthetic`) in a fresh temporary copy.
+
+The shipped default (Imagenette) is timed by its own run: see the README's results section.
 
     python bench/repro_time.py        # prints per-stage and total seconds, writes bench/results/repro_time.json
 """
