@@ -46,16 +46,41 @@ def shard_paths(out_dir: Path, split: str, shards: int) -> list[Path]:
     return [out_dir / f"{split}-{index:05d}-of-{shards:05d}.tfrecord" for index in range(shards)]
 
 
+JPEG_SCALES = (1, 2, 4, 8)
+
+
+def _decode(tf, encoded, size: int):
+    """Decode to RGB; a JPEG at least twice `size` on its shorter side is decoded at 1/2, 1/4 or 1/8 scale.
+
+    libjpeg's scaled decoding (Pillow's draft mode) drops the DCT's high frequencies instead of
+    decoding every pixel and averaging them away in the antialiased resize that follows: the decode,
+    most of the work when shrinking, gets 2-4x cheaper. Anything else, PNG named .JPEG included,
+    goes through decode_image.
+    """
+
+    def jpeg():
+        shape = tf.io.extract_jpeg_shape(encoded)
+        shorter = tf.minimum(shape[0], shape[1])
+        fits = [tf.cast((shorter + scale - 1) // scale >= size, tf.int32) for scale in JPEG_SCALES[1:]]
+        branches = [lambda scale=scale: tf.io.decode_jpeg(encoded, channels=3, ratio=scale) for scale in JPEG_SCALES]
+        return tf.switch_case(tf.add_n(fits), branches)
+
+    def other():
+        return tf.io.decode_image(encoded, channels=3, expand_animations=False)
+
+    return tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
+
+
 def _resize_and_crop(tf, encoded, size: int):
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image = _decode(tf, encoded, size)
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     scale = tf.cast(size, tf.float32) / tf.cast(tf.minimum(height, width), tf.float32)
     new_height = tf.maximum(size, tf.cast(tf.round(tf.cast(height, tf.float32) * scale), tf.int32))
     new_width = tf.maximum(size, tf.cast(tf.round(tf.cast(width, tf.float32) * scale), tf.int32))
     new_shape = [new_height, new_width]
-    resized = tf.cond(  # antialiasing only matters (and only costs) when shrinking
+    resized = tf.cond(  # shrinking: area averaging, antialiased and 2x cheaper than antialiased bilinear
         scale < 1.0,
-        lambda: tf.image.resize(image, new_shape, method="bilinear", antialias=True),
+        lambda: tf.image.resize(image, new_shape, method="area"),
         lambda: tf.image.resize(image, new_shape, method="bilinear"),
     )
     top, left = (new_height - size) // 2, (new_width - size) // 2
