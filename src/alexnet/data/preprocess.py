@@ -5,7 +5,8 @@ Stats, on the train split only:
 - the eigenvalues/eigenvectors of the 3x3 RGB covariance for PCA lighting (Sec. 4.1),
   computed on pixel values scaled to [0, 1], over a grid of every `COVARIANCE_STRIDE`-th row and
   column of every train image (9.4k Imagenette images still give 38M pixels at size 256; the full
-  outer product cost as much as the decode, and the eigenvalues agree to 1e-3, see the tests).
+  outer product cost as much as the decode). tests/test_preprocess.py checks the grid's result against
+  numpy on the same grid, and its top eigenvalue against every pixel's within 5%.
 """
 
 from __future__ import annotations
