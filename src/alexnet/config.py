@@ -62,6 +62,7 @@ class PreprocessConfig(Section):
     jpeg_quality: Annotated[int, Field(ge=50, le=100)]
     shards: Annotated[int, Field(ge=1, le=1024)]
     workers: Annotated[int, Field(ge=1, le=256)]
+    seed: Annotated[int, Field(ge=0)]
 
 
 class ModelConfig(Section):

@@ -2,13 +2,19 @@
 
 Mean subtraction uses the per-pixel mean image of the train split (Sec. 2: "subtracting the
 mean activity over the training set from each pixel"), cropped at the same window as the image,
-so a crop sees the mean of exactly its own pixels. Randomness is stateless, keyed by
-(seed, epoch, image index): reruns and resumed runs see identical batches.
+so a crop sees the mean of exactly its own pixels.
+
+Randomness is stateless: each draw (crop offsets, flip, lighting) has its own key folded from
+(seed, epoch, image index, purpose), so no two images or purposes share random bits, and reruns and
+resumed runs see identical batches. Preprocess writes records in a seeded shuffled order; training
+reads the shards interleaved, their order reshuffled every epoch, so a batch mixes the classes even
+when the shuffle buffer holds a small fraction of the split (ILSVRC-2012: 2,048 of 1.28M).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +23,9 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet.config import AugmentConfig
+
+CROP, FLIP, LIGHTING = 1, 2, 3  # the purposes a key is folded with
+INTERLEAVE_CYCLE = 16  # shards read at once; records are already shuffled within each
 
 FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),
@@ -101,31 +110,28 @@ def train_dataset(
     files = data.files("train")
 
     def augment_one(key, encoded, label):
-        if augment.random_crop:
-            offsets = tf.random.stateless_uniform([2], seed=key, maxval=size - crop + 1, dtype=tf.int32)
-        else:
-            offsets = tf.fill([2], (size - crop) // 2)
+        offsets, flip, alpha = augmentation_draws(key, size, crop, augment)
         window = tf.stack([offsets[0], offsets[1], crop, crop])
         image = tf.cast(tf.io.decode_and_crop_jpeg(encoded, window, channels=3), tf.float32)
         image -= mean_image[offsets[0] : offsets[0] + crop, offsets[1] : offsets[1] + crop, :]
         if augment.flip:
-            image = tf.image.stateless_random_flip_left_right(image, seed=key + tf.constant([0, 1], tf.int64))
+            image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
         if augment.pca_lighting > 0:
-            alpha = tf.random.stateless_normal(
-                [3], seed=key + tf.constant([0, 2], tf.int64), stddev=augment.pca_lighting
-            )
             image = pca_lighting(image, eigenvalues, eigenvectors, alpha)
         return image, label
 
     def epoch_dataset(epoch):
-        records = tf.data.TFRecordDataset(files)
+        records = tf.data.Dataset.from_tensor_slices(epoch_file_order(files, seed, epoch)).interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(files), INTERLEAVE_CYCLE),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
         records = records.shuffle(
             shuffle_buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False
         )
         records = records.map(_parse).take(steps * batch_size).enumerate()
-        return records.map(
-            lambda index, parsed: (tf.stack([tf.constant(seed, tf.int64), epoch * 10**9 + index]), parsed)
-        )
+        return records.map(lambda index, parsed: (image_key(seed, epoch, index), parsed))
 
     steps = steps_per_epoch(data, batch_size)
     dataset = functools.reduce(
@@ -137,6 +143,37 @@ def train_dataset(
         deterministic=deterministic,
     )
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_file_order(files: list[str], seed: int, epoch: int) -> list[str]:
+    """The shards in an order fixed by (seed, epoch, shard name) alone: a new order every epoch."""
+    return sorted(files, key=lambda path: hashlib.sha256(f"{seed}|{epoch}|{Path(path).name}".encode()).hexdigest())
+
+
+def image_key(seed: int, epoch, index):
+    """The stateless key of one image of one epoch: seed, then epoch, then index folded in."""
+    key = tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64), tf.cast(epoch, tf.int64))
+    return tf.random.experimental.stateless_fold_in(key, tf.cast(index, tf.int64))
+
+
+def draw_keys(key):
+    """The keys of one image's crop, flip and lighting draws: distinct for every (image, purpose)."""
+    return [tf.random.experimental.stateless_fold_in(key, purpose) for purpose in (CROP, FLIP, LIGHTING)]
+
+
+def augmentation_draws(key, size: int, crop: int, augment: AugmentConfig):
+    """(crop offsets [2], flip, lighting alpha [3]) of one image, each from its own key.
+
+    Sec. 4.1: a random crop of the `size` square, a horizontal flip half of the time, and alpha ~ N(0, std).
+    """
+    crop_key, flip_key, lighting_key = draw_keys(key)
+    if augment.random_crop:
+        offsets = tf.random.stateless_uniform([2], seed=crop_key, maxval=size - crop + 1, dtype=tf.int32)
+    else:
+        offsets = tf.fill([2], (size - crop) // 2)
+    flip = tf.random.stateless_uniform([], seed=flip_key) < 0.5
+    alpha = tf.random.stateless_normal([3], seed=lighting_key, stddev=augment.pca_lighting)
+    return offsets, flip, alpha
 
 
 def steps_per_epoch(data: PreparedData, batch_size: int) -> int:

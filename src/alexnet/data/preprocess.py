@@ -1,5 +1,8 @@
 """Preprocess (paper Sec. 2): shorter side to `size`, centre square crop, TFRecord shards, train stats.
 
+Each split's records are written in a seeded shuffled order, round-robin over the shards, so every
+shard holds every class in no particular order.
+
 Stats, on the train split only:
 - the per-pixel mean image (size x size x 3) the paper subtracts, and its per-channel mean;
 - the eigenvalues/eigenvectors of the 3x3 RGB covariance for PCA lighting (Sec. 4.1),
@@ -41,6 +44,12 @@ def read_manifest(raw_dir: Path) -> list[dict[str, str]]:
         raise FileNotFoundError(f"{manifest}: no manifest; run the ingest stage first (dvc repro ingest)")
     with manifest.open(newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def shuffled(rows: list[dict[str, str]], seed: int, split: str) -> list[dict[str, str]]:
+    """Rows in an order fixed by (seed, split, path) alone. The manifest is sorted by class; shards written
+    in its order would each be class-sorted, and a reader's shuffle buffer would see a few classes at a time."""
+    return sorted(rows, key=lambda row: hashlib.sha256(f"{seed}|{split}|{row['path']}".encode()).hexdigest())
 
 
 def shard_paths(out_dir: Path, split: str, shards: int) -> list[Path]:
@@ -245,7 +254,7 @@ def _write(cfg: PreprocessConfig, raw_dir: Path, kept: list[dict[str, str]], sta
     failed: list[str] = []
     stats = _PixelStats(cfg.size)
     for split in SPLITS:
-        split_rows = [row for row in kept if row["split"] == split]
+        split_rows = shuffled([row for row in kept if row["split"] == split], cfg.seed, split)
         if not split_rows:
             raise ValueError(f"{raw_dir / 'manifest.csv'}: no kept '{split}' images; check the data source")
         writers = [tf.io.TFRecordWriter(str(path)) for path in shard_paths(staging, split, cfg.shards)]
@@ -265,6 +274,7 @@ def _write(cfg: PreprocessConfig, raw_dir: Path, kept: list[dict[str, str]], sta
         for writer in writers:
             writer.close()
         written[split] = count
+    failed.sort()
     mean_image, summary = stats.finish()
     np.save(staging / "mean_image.npy", mean_image, allow_pickle=False)
     summary.update(
