@@ -38,7 +38,7 @@ class SyntheticConfig(Section):
 
 
 class DataConfig(Section):
-    source: Literal["synthetic", "imagenette", "imagewoof", "folder", "ilsvrc2012"]
+    source: Literal["synthetic", "imagenette", "imagewoof", "folder", "ilsvrc2012", "tiny_imagenet"]
     url: str | None
     size: Literal["160", "320", "full"]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None

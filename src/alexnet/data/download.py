@@ -1,4 +1,7 @@
-"""Fetch an archive from http(s)://, file:// or a local path: resumable, cached, verified by sha256."""
+"""Fetch an archive from http(s)://, file:// or a local path: resumable, cached, verified by its checksum.
+
+A checksum is a sha256 hex digest, or 'md5:<hex>' where only an md5 is published (Tiny-ImageNet).
+"""
 
 from __future__ import annotations
 
@@ -19,21 +22,23 @@ class DownloadError(RuntimeError):
     """A one-line, user-facing error about fetching or verifying data."""
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as stream:
         while block := stream.read(CHUNK):
             digest.update(block)
     return digest.hexdigest()
 
 
-def verify(path: Path, sha256: str | None, fix: str) -> None:
-    """Raise when the file's sha256 is not the expected one; `fix` tells the user what to do."""
-    if sha256 is None:
+def verify(path: Path, checksum: str | None, fix: str) -> None:
+    """Raise when the file's digest is not `checksum` (sha256, or 'md5:<hex>'); `fix` tells the user what to do."""
+    if checksum is None:
         return
-    actual = file_sha256(path)
-    if actual != sha256.lower():
-        raise DownloadError(f"{path}: sha256 mismatch: expected {sha256}, got {actual}; {fix}")
+    algorithm, _, expected = checksum.rpartition(":")
+    algorithm = algorithm or "sha256"
+    actual = file_digest(path, algorithm)
+    if actual != expected.lower():
+        raise DownloadError(f"{path}: {algorithm} mismatch: expected {expected}, got {actual}; {fix}")
 
 
 def local_path(url_or_path: str) -> Path | None:
@@ -52,17 +57,17 @@ def local_path(url_or_path: str) -> Path | None:
     )
 
 
-def fetch(url_or_path: str, cache_dir: Path, sha256: str | None, progress: bool = True) -> Path:
+def fetch(url_or_path: str, cache_dir: Path, checksum: str | None, progress: bool = True) -> Path:
     """A verified local copy of the file: the path itself for local files, a cached download for http(s)."""
     path = local_path(url_or_path)
     if path is not None:
         if not path.exists():
             raise DownloadError(f"{path}: not found; set data.url to an existing archive or folder")
         if path.is_dir():
-            if sha256 is not None:
+            if checksum is not None:
                 raise DownloadError(f"{path}: a folder has no sha256; clear data.sha256 or use an archive")
             return path
-        verify(path, sha256, "point data.url at the right file, or set data.sha256 if this one is trusted")
+        verify(path, checksum, "point data.url at the right file, or set data.sha256 if this one is trusted")
         return path
 
     name = Path(unquote(urlparse(url_or_path).path)).name or "download"
@@ -74,7 +79,7 @@ def fetch(url_or_path: str, cache_dir: Path, sha256: str | None, progress: bool 
         part = target.with_name(target.name + ".part")
         _download(url_or_path, part, progress)
         part.replace(target)
-    verify(target, sha256, fix)
+    verify(target, checksum, fix)
     return target
 
 

@@ -25,6 +25,11 @@ FASTAI_BUCKET = "https://s3.amazonaws.com/fast-ai-imageclas"
 class KnownArchive:
     url: str
     sha256: str | None
+    md5: str | None = None  # where only an md5 is published
+
+    @property
+    def checksum(self) -> str | None:
+        return self.sha256 or (self.md5 and f"md5:{self.md5}")
 
 
 # imagenette: the fast.ai bucket's values (also in ../shared/data/README.md). imagewoof: as published
@@ -43,6 +48,11 @@ KNOWN_ARCHIVES = {
     for source in ("imagenette", "imagewoof")
     for size, stem in (("160", f"{source}2-160"), ("320", f"{source}2-320"), ("full", f"{source}2"))
 }
+
+# Stanford CS231n's archive; the md5 is the one published with it (no sha256 is).
+TINY_IMAGENET = KnownArchive(
+    "http://cs231n.stanford.edu/tiny-imagenet-200.zip", None, md5="90528d7ca1a48142e341f4ef8d21d0de"
+)
 
 IMAGENETTE_NAMES = {
     "n01440764": "tench",
@@ -106,32 +116,34 @@ def resolve(cfg: DataConfig, workdir: Path, progress: bool = True) -> SourceTree
         return ilsvrc2012(fetch(cfg.url, cache_dir, cfg.sha256, progress), workdir)
     if cfg.source == "folder":
         location = fetch(cfg.url, cache_dir, cfg.sha256, progress)
-        return image_folder(_unpacked(location, workdir, None), known_names())
-    known = KNOWN_ARCHIVES[(cfg.source, cfg.size)]
+        return image_folder(_unpacked(location, workdir), known_names())
+    known = TINY_IMAGENET if cfg.source == "tiny_imagenet" else KNOWN_ARCHIVES[(cfg.source, cfg.size)]
     url = cfg.url or known.url
-    sha256 = cfg.sha256 or _known_sha256(url, known)
-    if sha256 is None:
+    checksum = cfg.sha256 or _known_checksum(url, known)
+    if checksum is None:
         path = local_path(url)
         if path is None or not path.is_dir():
             raise SourceError(
                 f"data.url: {url} is not the known {cfg.source} archive ({Path(known.url).name}); "
                 "set data.sha256 to its checksum, or use data.source: folder"
             )
-    location = fetch(url, cache_dir, sha256, progress)
+    location = _unpacked(fetch(url, cache_dir, checksum, progress), workdir)
+    if cfg.source == "tiny_imagenet":
+        return tiny_imagenet(location, workdir)
     names = IMAGENETTE_NAMES if cfg.source == "imagenette" else IMAGEWOOF_NAMES
-    return image_folder(_unpacked(location, workdir, sha256), names)
+    return image_folder(location, names)
 
 
 def known_names() -> dict[str, str]:
     return {**IMAGENETTE_NAMES, **IMAGEWOOF_NAMES}
 
 
-def _known_sha256(url: str, known: KnownArchive) -> str | None:
+def _known_checksum(url: str, known: KnownArchive) -> str | None:
     """The table's checksum applies to a mirror of the same file name, not to another archive."""
-    return known.sha256 if Path(url.rstrip("/")).name == Path(known.url).name else None
+    return known.checksum if Path(url.rstrip("/")).name == Path(known.url).name else None
 
 
-def _unpacked(location: Path, workdir: Path, sha256: str | None) -> Path:
+def _unpacked(location: Path, workdir: Path) -> Path:
     """A folder as is; an archive extracted once into workdir, keyed by its name, size and mtime."""
     if location.is_dir():
         return location
@@ -157,12 +169,14 @@ def _archive_key(path: Path) -> str:
     return hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
 
 
-def _find_split_root(folder: Path, depth: int = 3) -> Path | None:
-    """The shallowest folder at or under `folder` holding both train/ and val/."""
+def _find_split_root(folder: Path, depth: int = 3, marker: str | None = None) -> Path | None:
+    """The shallowest folder at or under `folder` holding both train/ and val/ (and the file `marker`)."""
     level = [folder]
     for _ in range(depth + 1):
         for candidate in level:
-            if all((candidate / split).is_dir() for split in SPLITS):
+            if all((candidate / split).is_dir() for split in SPLITS) and (
+                marker is None or (candidate / marker).is_file()
+            ):
                 return candidate
         level = sorted(
             child
@@ -223,11 +237,68 @@ def read_names(root: Path) -> dict[str, str]:
         if path.is_file():
             names = {}
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                wnid, _, words = line.strip().partition(" ")
+                wnid, *words = line.strip().split(None, 1) or [""]  # a space or a tab (words.txt)
                 if wnid and words:
-                    names[wnid] = words.split(",")[0].strip()
+                    names[wnid] = words[0].split(",")[0].strip()
             return names
     return {}
+
+
+# --- Tiny-ImageNet-200 --------------------------------------------------------------------------------
+
+TINY_ARCHIVE = Path(TINY_IMAGENET.url).name
+TINY_WNIDS = "wnids.txt"
+TINY_VAL_LABELS = "val_annotations.txt"
+
+
+def tiny_imagenet(folder: Path, workdir: Path) -> SourceTree:
+    """Tiny-ImageNet-200 (CS231n): the unpacked folder, or a folder holding it (or its zip) up to two levels down.
+
+    train/<wnid>/images/*.JPEG (the <wnid>_boxes.txt beside images/ is no image); val/images/*.JPEG labelled by
+    val/val_annotations.txt; classes from wnids.txt, names from words.txt; test/ is unlabelled and ignored.
+    """
+    root = _find_split_root(folder, depth=2, marker=TINY_WNIDS)
+    if root is None:
+        archive = _find(folder, TINY_ARCHIVE, depth=2)
+        root = archive and _find_split_root(_unpacked(archive, workdir), depth=2, marker=TINY_WNIDS)
+    if root is None:
+        raise SourceError(
+            f"{folder}: no Tiny-ImageNet-200 here ({TINY_WNIDS}, train/, val/ up to two levels down, "
+            f"or {TINY_ARCHIVE}); point data.url at the archive or its unpacked folder"
+        )
+    wnids = (root / TINY_WNIDS).read_text().split()
+    tree = SourceTree(root=root, names=read_names(root))
+    tree.files["train"] = {}
+    for wnid in sorted(wnids):
+        images = root / "train" / wnid / "images"
+        files = sorted(path for path in images.iterdir() if path.is_file()) if images.is_dir() else []
+        if not files:
+            raise SourceError(f"{images}: no images for class {wnid} of {TINY_WNIDS}; unpack the archive again")
+        tree.files["train"][wnid] = files
+    tree.files["val"] = _tiny_val(root / "val", set(wnids))
+    _check_same_classes(tree)
+    return tree
+
+
+def _tiny_val(val_dir: Path, wnids: set[str]) -> dict[str, list[Path]]:
+    """val/images/<file> grouped by 'val_0.JPEG<TAB>n03444034<TAB>box' lines of val_annotations.txt."""
+    labels_file = val_dir / TINY_VAL_LABELS
+    if not labels_file.is_file():
+        raise SourceError(f"{labels_file}: missing; Tiny-ImageNet's val images are labelled by it")
+    labels = {}
+    for line in labels_file.read_text().splitlines():
+        name, wnid, *_ = line.split("\t") + [""]
+        if name:
+            if wnid not in wnids:
+                raise SourceError(f"{labels_file}: '{name}' has class '{wnid}', not in {TINY_WNIDS}")
+            labels[name] = wnid
+    classes: dict[str, list[Path]] = {}
+    images = sorted(path for path in (val_dir / "images").iterdir() if path.is_file() and not path.name.startswith("."))
+    for path in images:
+        if path.name not in labels:
+            raise SourceError(f"{path}: no line in {labels_file}; check the val labels file")
+        classes.setdefault(labels[path.name], []).append(path)
+    return dict(sorted(classes.items()))
 
 
 # --- ILSVRC-2012 -------------------------------------------------------------------------------------
@@ -248,12 +319,12 @@ def ilsvrc2012(location: Path, workdir: Path) -> SourceTree:
     LOC_val_solution.csv or the devkit's ground truth + meta.mat.
     """
     if location.is_file():
-        location = _unpacked(location, workdir, None)
+        location = _unpacked(location, workdir)
     base = workdir / "ilsvrc2012"
     names, val_labels = _ilsvrc_labels(location, base)
     tree = SourceTree(root=location, names=names, extracted_root=base)
-    tree.files["train"] = list_classes(_ilsvrc_train(location, base))
-    val_dir = _ilsvrc_val(location, base)
+    tree.files["train"] = list_classes(_ilsvrc_split(location, base, "train"))
+    val_dir = _ilsvrc_split(location, base, "val")
     tree.files["val"] = _labelled_val(val_dir, val_labels)
     _check_same_classes(tree)
     return tree
@@ -283,38 +354,34 @@ def _looks_like_wnid(name: str) -> bool:
     return len(name) == 9 and name[0] == "n" and name[1:].isdigit()
 
 
-def _ilsvrc_train(location: Path, base: Path) -> Path:
-    folder = _find(location, "train", want_dir=True)
+def _ilsvrc_split(location: Path, base: Path, split: str) -> Path:
+    """The split's folder as found, else its tar (ILSVRC2012_img_<split>.tar) extracted once into base/<split>.
+
+    The one difference between the splits: the train tar holds one tar per class, the val tar the images.
+    """
+    folder = _find(location, split, want_dir=True)
     if folder is not None:
         return folder
-    outer = _find(location, TRAIN_TAR)
-    if outer is None:
-        raise SourceError(f"{location}: no train/ folder or {TRAIN_TAR}; point data.url at ILSVRC-2012")
-    target = base / "train"
-    if not target.is_dir():
-        archives.remove_stale_staging(target)
-        with archives.staging(target) as temp, tarfile.open(outer) as tar:
-            for member in tar:
-                if not member.isreg() or not member.name.endswith(".tar"):
-                    raise archives.ArchiveError(f"{outer}: member '{member.name}' is not a per-class .tar")
-                wnid = Path(member.name).name.removesuffix(".tar")
-                with tarfile.open(fileobj=tar.extractfile(member), mode="r|") as inner:
-                    archives.extract_tar(inner, temp / wnid, f"{outer}:{member.name}")
-    return target
-
-
-def _ilsvrc_val(location: Path, base: Path) -> Path:
-    folder = _find(location, "val", want_dir=True)
-    if folder is not None:
-        return folder
-    archive = _find(location, VAL_TAR)
+    archive_name, extract = {"train": (TRAIN_TAR, _extract_tar_of_tars), "val": (VAL_TAR, archives.extract)}[split]
+    archive = _find(location, archive_name)
     if archive is None:
-        raise SourceError(f"{location}: no val/ folder or {VAL_TAR}; point data.url at ILSVRC-2012")
-    target = base / "val"
+        raise SourceError(f"{location}: no {split}/ folder or {archive_name}; point data.url at ILSVRC-2012")
+    target = base / split
     if not target.is_dir():
         archives.remove_stale_staging(target)
-        archives.extract(archive, target)
+        extract(archive, target)
     return target
+
+
+def _extract_tar_of_tars(outer: Path, target: Path) -> None:
+    """ILSVRC2012_img_train.tar: <wnid>.tar members, each extracted into target/<wnid>/."""
+    with archives.staging(target) as temp, tarfile.open(outer) as tar:
+        for member in tar:
+            if not member.isreg() or not member.name.endswith(".tar"):
+                raise archives.ArchiveError(f"{outer}: member '{member.name}' is not a per-class .tar")
+            wnid = Path(member.name).name.removesuffix(".tar")
+            with tarfile.open(fileobj=tar.extractfile(member), mode="r|") as inner:
+                archives.extract_tar(inner, temp / wnid, f"{outer}:{member.name}")
 
 
 def _ilsvrc_labels(location: Path, base: Path) -> tuple[dict[str, str], dict[str, str]]:
