@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -48,6 +49,7 @@ class DataConfig(Section):
     val_per_class: PositiveInt | None
     seed: Annotated[int, Field(ge=0)]
     drop_leaks: bool
+    max_image_pixels: Annotated[int, Field(ge=1, le=178_956_970)]  # Pillow refuses more (decode.PILLOW_PIXEL_LIMIT)
     synthetic: SyntheticConfig
 
     @model_validator(mode="after")
@@ -188,19 +190,48 @@ def project_root() -> Path:
     return here
 
 
+UNION_TAG = re.compile(r"^(constrained-\w+|function-[\w-]+\[.*\]|\w+\[.*\]|int|float|str|bool|none)$")
+
+
 def _format_error(error: ValidationError, source: str) -> str:
-    first = error.errors()[0]
-    key = ".".join(
-        str(part) for part in first["loc"] if not str(part).startswith(("function-after", "union"))
-    )
-    got = first.get("input")
+    """One line naming the key, in the user's words: no pydantic union tags ('constrained-int') or class names.
+
+    A value that fails a union (data.classes: N or a list of wnids) fails every branch. A branch whose type
+    matched says what is wrong with the value; if none matched, the line lists what the key accepts.
+    """
+
+    def key_path(loc) -> tuple:
+        return tuple(part for part in loc if not (isinstance(part, str) and UNION_TAG.match(part)))
+
+    def message(entry) -> str:
+        text = entry["msg"].removeprefix("Value error, ").replace(" after validation", "")
+        return re.sub(r" or instance of \w+", "", text)
+
+    errors = error.errors()
+    first = errors[0]
+    path = key_path(first["loc"])
+    key = ".".join(str(part) for part in path)
     if first["type"] == "extra_forbidden":
         return f"{source}: unknown key '{key}'; remove it or check its spelling"
     if first["type"] == "missing":
         return f"{source}: missing key '{key}'; add it (see the README's params table)"
-    message = first["msg"].removeprefix("Value error, ")
+    branches = [entry for entry in errors if key_path(entry["loc"])[: len(path)] == path]
+    type_errors = [
+        entry
+        for entry in branches
+        if key_path(entry["loc"]) == path and (entry["type"].endswith("_type") or entry["type"] == "literal_error")
+    ]
+    matched = [entry for entry in branches if entry not in type_errors]
+    if len(branches) > 1 and not matched:
+        accepted = dict.fromkeys(message(entry).removeprefix("Input should be ") for entry in type_errors)
+        text = "should be " + " or ".join(accepted)
+        got = first.get("input")
+    else:
+        chosen = (matched or branches)[0]
+        key = ".".join(str(part) for part in key_path(chosen["loc"]))
+        text, got = message(chosen), chosen.get("input")
     shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"{source}: {key}: {message}{shown}; fix it in {source}"
+    return f"{source}: {key}: {text}{shown}; fix it in {source}"
 
 
 def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-SKIP_REASONS = ("hidden_file", "empty", "not_an_image", "truncated", "corrupt")
+SKIP_REASONS = ("hidden_file", "empty", "not_an_image", "truncated", "corrupt", "too_large")
+PILLOW_PIXEL_LIMIT = 2 * Image.MAX_IMAGE_PIXELS  # Pillow refuses larger images outright (DecompressionBombError)
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
 
 
@@ -24,19 +26,29 @@ def is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def inspect_bytes(data: bytes, name: str) -> ImageInfo:
-    """Decode fully (a header alone does not reveal truncation) and say whether the image is usable."""
+def inspect_bytes(data: bytes, name: str, max_pixels: int = Image.MAX_IMAGE_PIXELS) -> ImageInfo:
+    """Decode fully (a header alone does not reveal truncation) and say whether the image is usable.
+
+    An image of more than `max_pixels` (data.max_image_pixels) is `too_large`, judged from its header before
+    any pixel is decoded: a decompression bomb of a few kB could otherwise claim gigabytes.
+    """
     if is_hidden(name):
         return ImageInfo(ok=False, reason="hidden_file")
     if not data:
         return ImageInfo(ok=False, reason="empty")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            _to_rgb(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # judged below, by our own limit
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    return ImageInfo(ok=False, width=width, height=height, reason="too_large")
+                _to_rgb(image)
+    except Image.DecompressionBombError:
+        return ImageInfo(ok=False, reason="too_large")
     except UnidentifiedImageError:
         return ImageInfo(ok=False, reason="corrupt" if data.startswith(IMAGE_SIGNATURES) else "not_an_image")
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
         reason = "truncated" if "truncated" in str(error).lower() else "corrupt"
         return ImageInfo(ok=False, reason=reason)
     if width < 1 or height < 1:

@@ -88,24 +88,25 @@ def choose_classes(available: list[str], wanted: int | list[str], seed: int) -> 
     return sorted(set(wanted))
 
 
-def _examine(source: Path, split: str, wnid: str) -> Examined:
+def _examine(source: Path, split: str, wnid: str, max_pixels: int) -> Examined:
     data = source.read_bytes()
-    return Examined(source, split, wnid, hashlib.sha256(data).hexdigest(), inspect_bytes(data, source.name))
+    info = inspect_bytes(data, source.name, max_pixels)
+    return Examined(source, split, wnid, hashlib.sha256(data).hexdigest(), info)
 
 
 def _sample(
-    pool: ThreadPoolExecutor, tree: SourceTree, split: str, wnid: str, cap: int | None, seed: int, bar
+    pool: ThreadPoolExecutor, tree: SourceTree, split: str, wnid: str, cap: int | None, cfg: DataConfig, bar
 ) -> list[Examined]:
     """The first `cap` decodable files in seeded order; every file examined on the way is returned."""
     by_name = {tree.relative(path): path for path in tree.files[split][wnid]}
-    order = [by_name[name] for name in seeded_order(sorted(by_name), seed, f"{split}/{wnid}")]
+    order = [by_name[name] for name in seeded_order(sorted(by_name), cfg.seed, f"{split}/{wnid}")]
     cap = len(order) if cap is None else cap
     examined: list[Examined] = []
     good, start = 0, 0
     while good < cap and start < len(order):
         batch = order[start : start + cap - good]
         start += len(batch)
-        for result in pool.map(lambda path: _examine(path, split, wnid), batch):
+        for result in pool.map(lambda path: _examine(path, split, wnid, cfg.max_image_pixels), batch):
             examined.append(result)
             good += result.info.ok
             bar.update(1)
@@ -132,7 +133,7 @@ def ingest(cfg: DataConfig, out_dir: Path, workdir: Path, progress: bool = True)
     ):
         for split in SPLITS:
             for wnid in chosen:
-                examined += _sample(pool, tree, split, wnid, caps[split], cfg.seed, bar)
+                examined += _sample(pool, tree, split, wnid, caps[split], cfg, bar)
 
     remove_stale_staging(out_dir)
     summary = IngestSummary(classes=chosen)
