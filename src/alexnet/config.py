@@ -204,7 +204,7 @@ def _format_error(error: ValidationError, source: str) -> str:
         return tuple(part for part in loc if not (isinstance(part, str) and UNION_TAG.match(part)))
 
     def message(entry) -> str:
-        text = entry["msg"].removeprefix("Value error, ").replace(" after validation", "")
+        text = entry["msg"].removeprefix("Value error, ").replace(" after validation", "").replace(" None", " null")
         return re.sub(r" or instance of \w+", "", text)
 
     errors = error.errors()
@@ -219,7 +219,7 @@ def _format_error(error: ValidationError, source: str) -> str:
     type_errors = [
         entry
         for entry in branches
-        if key_path(entry["loc"]) == path and (entry["type"].endswith("_type") or entry["type"] == "literal_error")
+        if key_path(entry["loc"]) == path and entry["type"].endswith(("_type", "literal_error", "none_required"))
     ]
     matched = [entry for entry in branches if entry not in type_errors]
     if len(branches) > 1 and not matched:
