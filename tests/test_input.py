@@ -108,6 +108,25 @@ def test_a_resumed_epoch_sees_the_same_batches_and_epochs_differ(sorted_source):
     assert not np.array_equal(whole[0][1], whole[steps][1])
 
 
+def test_prepared_square_is_the_image_a_shard_holds(sorted_source):
+    """What predict needs to see an image as evaluation does: the file's bytes through preprocess's own decode,
+    resize, crop and JPEG round trip give exactly the shard's image."""
+    import tensorflow as tf
+
+    from alexnet.data.preprocess import prepared_square, resize_and_centre_crop
+
+    raw = sorted_source.folder.parent / "raw"
+    features = {name: tf.io.FixedLenFeature([], tf.string) for name in ("image/encoded", "image/source")}
+    records = tf.data.TFRecordDataset(sorted_source.files("val")).map(lambda r: tf.io.parse_single_example(r, features))
+    for record in records.take(5):
+        stored = tf.io.decode_jpeg(record["image/encoded"], channels=3).numpy()
+        encoded = (raw / record["image/source"].numpy().decode()).read_bytes()
+        np.testing.assert_array_equal(prepared_square(encoded, sorted_source.size, sorted_source.jpeg_quality), stored)
+    wide = np.random.default_rng(0).integers(0, 256, (30, 60, 3), dtype=np.uint8)
+    square = resize_and_centre_crop(wide, 16)
+    assert square.shape == (16, 16, 3) and square.dtype == np.uint8
+
+
 # --- augmentation draws -------------------------------------------------------------------------------------
 
 SIZE, CROP = 20, 16

@@ -42,6 +42,7 @@ class PreparedData:
     counts: dict[str, int]
     classes: list[dict]
     data_hash: str
+    jpeg_quality: int  # of the shards' images: alexnet.data.preprocess.prepared_square repeats them
 
     @property
     def num_classes(self) -> int:
@@ -65,6 +66,8 @@ def load_prepared(folder: Path) -> PreparedData:
             f"{stats_file}: missing; run the preprocess stage first (dvc repro preprocess)"
         )
     stats = json.loads(stats_file.read_text())
+    if "jpeg_quality" not in stats:
+        raise ValueError(f"{stats_file}: written by an older preprocess; run it again (dvc repro preprocess)")
     return PreparedData(
         folder=folder,
         mean_image=np.load(folder / "mean_image.npy", allow_pickle=False),
@@ -73,6 +76,7 @@ def load_prepared(folder: Path) -> PreparedData:
         counts=stats["counts"],
         classes=json.loads((folder / "classes.json").read_text()),
         data_hash=stats["manifest_sha256"][:12],
+        jpeg_quality=int(stats["jpeg_quality"]),
     )
 
 

@@ -82,7 +82,10 @@ def _decode(tf, encoded, size: int):
 
 
 def _resize_and_crop(tf, encoded, size: int):
-    image = _decode(tf, encoded, size)
+    return _resize_decoded(tf, _decode(tf, encoded, size), size)
+
+
+def _resize_decoded(tf, image, size: int):
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     scale = tf.cast(size, tf.float32) / tf.cast(tf.minimum(height, width), tf.float32)
     new_height = tf.maximum(size, tf.cast(tf.round(tf.cast(height, tf.float32) * scale), tf.int32))
@@ -96,6 +99,25 @@ def _resize_and_crop(tf, encoded, size: int):
     top, left = (new_height - size) // 2, (new_width - size) // 2
     cropped = resized[top : top + size, left : left + size, :]
     return tf.cast(tf.clip_by_value(tf.round(cropped), 0, 255), tf.uint8)
+
+
+def resize_and_centre_crop(image: np.ndarray, size: int) -> np.ndarray:
+    """A decoded RGB image (uint8 [h, w, 3]): shorter side to `size`, centre square crop, as preprocess does.
+
+    Preprocess itself decodes large JPEGs at reduced scale first; `prepared_square` repeats that too.
+    """
+    import tensorflow as tf
+
+    return _resize_decoded(tf, tf.convert_to_tensor(image, tf.uint8), size).numpy()
+
+
+def prepared_square(encoded: bytes, size: int, jpeg_quality: int) -> np.ndarray:
+    """The uint8 [size, size, 3] image a shard holds for these file bytes, as evaluation decodes it:
+    preprocess's decode (scaled for large JPEGs), resize and centre crop, then its JPEG round trip."""
+    import tensorflow as tf
+
+    square = _resize_and_crop(tf, tf.constant(encoded), size)
+    return tf.io.decode_jpeg(tf.io.encode_jpeg(square, quality=jpeg_quality), channels=3).numpy()
 
 
 BATCH = 64
@@ -279,6 +301,7 @@ def _write(cfg: PreprocessConfig, raw_dir: Path, kept: list[dict[str, str]], sta
     np.save(staging / "mean_image.npy", mean_image, allow_pickle=False)
     summary.update(
         size=cfg.size,
+        jpeg_quality=cfg.jpeg_quality,
         shards=cfg.shards,
         counts=written,
         failed=failed,
