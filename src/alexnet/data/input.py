@@ -93,8 +93,13 @@ def train_dataset(
     last_epoch: int,
     shuffle_buffer: int,
     deterministic: bool = True,
+    shard: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
-    """Batches for epochs [first_epoch, last_epoch), drop_remainder, identical for the same seed."""
+    """Batches for epochs [first_epoch, last_epoch), drop_remainder, identical for the same seed.
+
+    shard=(index, count): this process's batch_size // count images of every batch (data parallel);
+    the count processes together see exactly the single-process batches.
+    """
     mean_image = tf.constant(data.mean_image)
     eigenvalues, eigenvectors = tf.constant(data.eigenvalues), tf.constant(data.eigenvectors)
     size = data.size
@@ -122,11 +127,12 @@ def train_dataset(
         records = records.shuffle(
             shuffle_buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False
         )
-        records = records.map(_parse).take(steps * batch_size).enumerate()
+        records = records.map(_parse).take(steps * batch_size).enumerate().shard(count, index)
         return records.map(
             lambda index, parsed: (tf.stack([tf.constant(seed, tf.int64), epoch * 10**9 + index]), parsed)
         )
 
+    index, count = shard
     steps = steps_per_epoch(data, batch_size)
     dataset = functools.reduce(
         tf.data.Dataset.concatenate, [epoch_dataset(epoch) for epoch in range(first_epoch, last_epoch)]
@@ -136,7 +142,7 @@ def train_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return dataset.batch(batch_size // count, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def steps_per_epoch(data: PreparedData, batch_size: int) -> int:
