@@ -101,13 +101,19 @@ def _finish(processes: list[subprocess.Popen], timeout: float = 480) -> list[dic
     return results
 
 
+@pytest.fixture(scope="module")
+def one_process(prepared_root):
+    (result,) = _finish([_start(prepared_root, "single", {})])
+    assert (result["processes"], result["devices"], result["distribution"]) == (1, 1, "NoneType")
+    return result
+
+
 @pytest.mark.slow
-def test_two_processes_fit_to_identical_weights_like_one_process(prepared_root):
+def test_two_processes_fit_to_identical_weights_like_one_process(prepared_root, one_process):
     port = _free_port()
     cluster = {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}", "KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}
     workers = [_start(prepared_root, f"p{i}", {**cluster, "KERAS_DISTRIBUTION_PROCESS_ID": str(i)}) for i in (0, 1)]
     first, second = _finish(workers)
-    (single,) = _finish([_start(prepared_root, "single", {})])
 
     for result in (first, second):
         assert (result["processes"], result["devices"], result["distribution"]) == (2, 2, "DataParallel")
@@ -115,6 +121,14 @@ def test_two_processes_fit_to_identical_weights_like_one_process(prepared_root):
     assert first["losses"] == second["losses"]
     assert first["losses"][-1] < first["losses"][0], first["losses"]
     # The two halves make up exactly the one-process batches: same training, up to summation order.
-    assert single["processes"] == 1
-    np.testing.assert_allclose(first["losses"], single["losses"], rtol=2e-3)
-    np.testing.assert_allclose(first["weights"], single["weights"], rtol=2e-2, atol=2e-3)
+    np.testing.assert_allclose(first["losses"], one_process["losses"], rtol=2e-3)
+    np.testing.assert_allclose(first["weights"], one_process["weights"], rtol=2e-2, atol=2e-3)
+
+
+@pytest.mark.slow
+def test_two_host_devices_in_one_process_fit_like_one_device(prepared_root, one_process):
+    (result,) = _finish([_start(prepared_root, "devices", {"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})])
+    assert (result["processes"], result["devices"], result["distribution"]) == (1, 2, "DataParallel")
+    assert result["losses"][-1] < result["losses"][0], result["losses"]
+    np.testing.assert_allclose(result["losses"], one_process["losses"], rtol=2e-3)
+    np.testing.assert_allclose(result["weights"], one_process["weights"], rtol=2e-2, atol=2e-3)

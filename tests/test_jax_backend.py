@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
 
 import pytest
-from pipeline_copy import environment, small_raw_data
+from pipeline_copy import dvc, environment, project_copy, small_params, small_raw_data, stages_run
 
 _SCRIPT = """
 import json, sys
@@ -126,3 +127,23 @@ def test_a_backend_other_than_the_loaded_one_is_refused_by_name():
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "train.backend: params.yaml asks for 'jax' but Keras was loaded with 'tensorflow'" in result.stderr
+
+
+@pytest.mark.slow
+def test_dvc_repro_under_jax_records_the_backend(tmp_path):
+    def jax_backend(params):
+        small_params(params)
+        params["train"]["backend"] = "jax"
+
+    project = project_copy(tmp_path / "project", jax_backend)
+    output = dvc(project, "repro", env={"KERAS_BACKEND": "tensorflow"})  # params.yaml decides, not the env
+    assert {"train@baseline-0", "evaluate@no_lrn-0", "figure1", "compare"} <= stages_run(output)
+    run = json.loads((project / "models/baseline-s0/run.json").read_text())
+    assert run["backend"] == "jax"
+    metrics = json.loads((project / "reports/runs/baseline-s0/metrics.json").read_text())
+    assert 0.0 <= metrics["top1_error"] <= 1.0
+    with sqlite3.connect(project / "mlflow.db") as db:
+        query = "select key, value from {} where run_uuid = ?"
+        tags = dict(db.execute(query.format("tags"), (run["mlflow_run_id"],)).fetchall())
+        params = dict(db.execute(query.format("params"), (run["mlflow_run_id"],)).fetchall())
+    assert tags["backend"] == "jax" and params["train.backend"] == "jax"

@@ -48,8 +48,19 @@ def setup() -> Cluster:
 
 def per_process_batch(batch_size: int, cluster: Cluster) -> int:
     """train.batch_size is the global batch (the paper's 128); each process feeds its share."""
-    if batch_size % cluster.processes:
+    if batch_size % cluster.devices:
         raise ValueError(
-            f"train.batch_size: {batch_size} does not split over {cluster.processes} processes; use a multiple"
+            f"train.batch_size: {batch_size} does not split over {cluster.devices} devices "
+            f"({cluster.processes} processes); use a multiple of {cluster.devices}"
         )
     return batch_size // cluster.processes
+
+
+def even_batches(dataset, batch_size: int, images: int, cluster: Cluster):
+    """Batches that split evenly over this process's devices: at most devices - 1 images are left out
+    (validation during training only; the evaluate stage sees every image)."""
+    local = cluster.devices // cluster.processes
+    if local <= 1:
+        return dataset
+    batch_size = max(local, batch_size // local * local)
+    return dataset.unbatch().take(images // local * local).batch(batch_size)

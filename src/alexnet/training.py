@@ -282,6 +282,7 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
         shard=(cluster.process, cluster.processes),
     )  # fmt: skip
     val_batches = eval_dataset(data, cfg.train.crop, cfg.evaluate.batch_size)
+    val_batches = parallel.even_batches(val_batches, cfg.evaluate.batch_size, data.counts["val"], cluster)
     rows = list(state["history"]) if state else []
     schedule = PlateauSchedule(
         cfg.train.lr_drop_factor, cfg.train.lr_patience, cfg.train.lr_max_drops, state and state["schedule"]
