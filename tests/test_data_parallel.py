@@ -132,3 +132,27 @@ def test_two_host_devices_in_one_process_fit_like_one_device(prepared_root, one_
     assert result["losses"][-1] < result["losses"][0], result["losses"]
     np.testing.assert_allclose(result["losses"], one_process["losses"], rtol=2e-3)
     np.testing.assert_allclose(result["weights"], one_process["weights"], rtol=2e-2, atol=2e-3)
+
+
+def test_process_shards_interleave_into_exactly_the_one_process_batches(prepared_root):
+    from alexnet.config import parse
+    from alexnet.data.input import load_prepared, train_dataset
+
+    cfg = parse(json.loads((prepared_root / "params.json").read_text()))
+    data = load_prepared(prepared_root / "prepared")
+
+    def batches(shard):
+        dataset = train_dataset(
+            data, cfg.augment, cfg.train.crop, cfg.train.batch_size, seed=0, first_epoch=0, last_epoch=2,
+            shuffle_buffer=cfg.train.shuffle_buffer, deterministic=True, shard=shard,
+        )  # fmt: skip
+        return [(images.numpy(), labels.numpy()) for images, labels in dataset]
+
+    whole, halves = batches((0, 1)), [batches((0, 2)), batches((1, 2))]
+    assert len(whole) == len(halves[0]) == len(halves[1]) == 2 * (3 * 32 // 16)
+    for (images, labels), *parts in zip(whole, *halves, strict=True):
+        for index, (part_images, part_labels) in enumerate(parts):
+            assert part_images.shape[0] == cfg.train.batch_size // 2
+            # Process p holds images p, p + 2, p + 4, ... of the global batch, augmented identically.
+            np.testing.assert_array_equal(part_images, images[index::2])
+            np.testing.assert_array_equal(part_labels, labels[index::2])
