@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import alexnet.backend  # noqa: F401  (first: sets KERAS_BACKEND from params.yaml)
 from alexnet.cli import matrix_arguments, stage_main
 from alexnet.config import load, run_name
 from alexnet.data.input import load_prepared

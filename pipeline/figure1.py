@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import alexnet.backend  # noqa: F401  (first: sets KERAS_BACKEND from params.yaml)
 from alexnet.cli import stage_main
 from alexnet.config import load
 from alexnet.data.input import load_prepared

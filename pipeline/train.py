@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import alexnet.backend  # noqa: F401  (first: sets KERAS_BACKEND from params.yaml)
 from alexnet.cli import matrix_arguments, stage_main
 from alexnet.config import load, run_name
 from alexnet.data.input import load_prepared
@@ -44,6 +45,7 @@ def main() -> None:
                 "run": name,
                 "variant": variant,
                 "seed": seed,
+                "backend": cfg.train.backend,
                 "mlflow_run_id": tracker.run_id,
                 "tracking_failure": tracker.failure,
             },

@@ -236,9 +236,7 @@ def test_model_round_trips_through_keras_file(model_config, tmp_path):
 
 
 def test_builds_and_trains_under_jax_backend(raw_params):
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    if subprocess.run([sys.executable, "-c", "import jax"], env=env, capture_output=True).returncode:
-        pytest.skip("jax is not importable")
+    env = {**os.environ, "KERAS_BACKEND": "jax"}  # jax is a dev dependency: this never skips
     script = textwrap.dedent(
         f"""
         import keras, numpy as np

@@ -102,6 +102,7 @@ class TrainConfig(Section):
     seed: Annotated[int, Field(ge=0)]
     deterministic: bool
     shuffle_buffer: PositiveInt
+    backend: Literal["tensorflow", "jax"]
 
 
 class EvaluateConfig(Section):

@@ -16,6 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from alexnet import parallel
+from alexnet.backend import require
 from alexnet.config import Config, flatten
 from alexnet.data.input import PreparedData, eval_dataset, steps_per_epoch, train_dataset
 from alexnet.model import build_model
@@ -31,6 +33,10 @@ CHECKPOINT_FILE = "last.keras"
 
 # -- environment ---------------------------------------------------------------------------------------
 def has_gpu() -> bool:
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.default_backend() == "gpu"
     return bool(tf.config.list_physical_devices("GPU"))
 
 
@@ -52,7 +58,10 @@ def choose_precision(setting: str) -> str:
 
 
 def choose_xla(setting: str | bool) -> bool:
-    """XLA only on GPU by default: on CPU it measured slower than plain TF here."""
+    """XLA only on GPU by default: on CPU it measured slower than plain TF here. JAX always compiles
+    (without jit it runs op by op)."""
+    if keras.backend.backend() == "jax":
+        return True
     return has_gpu() if setting == "auto" else bool(setting)
 
 
@@ -247,11 +256,16 @@ def resume_state(run: TrainingRun, total_epochs: int) -> dict | None:
 
 def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dict | None, verbose: int = 2):
     """Train (or resume) one model; returns (model, history rows)."""
+    backend = require(cfg.train.backend)
+    cluster = parallel.setup()  # first: a JAX cluster must form before any other JAX call
+    if backend == "jax":
+        with contextlib.suppress(RuntimeError):
+            tf.config.set_visible_devices([], "GPU")  # tf.data only feeds batches: the GPU is JAX's
     policy = choose_precision(cfg.train.precision)
     keras.mixed_precision.set_global_policy(policy)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     jit = choose_xla(cfg.train.xla)
-    strategy = choose_strategy()
+    strategy = choose_strategy() if backend == "tensorflow" else tf.distribute.get_strategy()
     first_epoch = state["epochs_done"] if state else 0
     with strategy.scope():
         if state:
@@ -261,17 +275,22 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
             model = build_model(cfg.model, data.num_classes, cfg.train.crop)
             compile_model(model, cfg, data.num_classes, jit)
     steps = steps_per_epoch(data, cfg.train.batch_size)
+    parallel.per_process_batch(cfg.train.batch_size, cluster)  # a clear error before any work
     train_batches = train_dataset(
         data, cfg.augment, cfg.train.crop, cfg.train.batch_size, cfg.train.seed,
         first_epoch, cfg.train.epochs, cfg.train.shuffle_buffer, deterministic=cfg.train.deterministic,
+        shard=(cluster.process, cluster.processes),
     )  # fmt: skip
     val_batches = eval_dataset(data, cfg.train.crop, cfg.evaluate.batch_size)
+    val_batches = parallel.even_batches(val_batches, cfg.evaluate.batch_size, data.counts["val"], cluster)
     rows = list(state["history"]) if state else []
     schedule = PlateauSchedule(
         cfg.train.lr_drop_factor, cfg.train.lr_patience, cfg.train.lr_max_drops, state and state["schedule"]
     )
     recorder = EpochRecorder(run, steps * cfg.train.batch_size, schedule, tracker, rows)
-    tracker.set_tags({"precision": policy, "xla": str(jit), "strategy": type(strategy).__name__})
+    distribution = type(strategy).__name__ if backend == "tensorflow" else cluster.name
+    tracker.set_tags({"backend": backend, "precision": policy, "xla": str(jit), "strategy": distribution,
+                      "processes": str(cluster.processes)})  # fmt: skip
     model.fit(
         train_batches,
         epochs=cfg.train.epochs,

@@ -106,8 +106,13 @@ def train_dataset(
     last_epoch: int,
     shuffle_buffer: int,
     deterministic: bool = True,
+    shard: tuple[int, int] = (0, 1),
 ) -> tf.data.Dataset:
-    """Batches for epochs [first_epoch, last_epoch), drop_remainder, identical for the same seed."""
+    """Batches for epochs [first_epoch, last_epoch), drop_remainder, identical for the same seed.
+
+    shard=(index, count): this process's batch_size // count images of every batch (data parallel);
+    the count processes together see exactly the single-process batches.
+    """
     mean_image = tf.constant(data.mean_image)
     eigenvalues, eigenvectors = tf.constant(data.eigenvalues), tf.constant(data.eigenvectors)
     size = data.size
@@ -134,9 +139,10 @@ def train_dataset(
         records = records.shuffle(
             shuffle_buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False
         )
-        records = records.map(_parse).take(steps * batch_size).enumerate()
+        records = records.map(_parse).take(steps * batch_size).enumerate().shard(shard_count, shard_index)
         return records.map(lambda index, parsed: (image_key(seed, epoch, index), parsed))
 
+    shard_index, shard_count = shard
     steps = steps_per_epoch(data, batch_size)
     dataset = functools.reduce(
         tf.data.Dataset.concatenate, [epoch_dataset(epoch) for epoch in range(first_epoch, last_epoch)]
@@ -146,7 +152,7 @@ def train_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return dataset.batch(batch_size // shard_count, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def epoch_file_order(files: list[str], seed: int, epoch: int) -> list[str]:

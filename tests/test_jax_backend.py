@@ -1,0 +1,149 @@
+"""train.backend: jax. Train, resume, evaluate and Figure 1 on the synthetic profile, under Keras on JAX.
+
+KERAS_BACKEND is fixed when Keras is first imported, so everything JAX runs in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from pipeline_copy import dvc, environment, project_copy, small_params, small_raw_data, stages_run
+
+_SCRIPT = """
+import json, sys
+from pathlib import Path
+import alexnet.backend  # sets KERAS_BACKEND from ./params.yaml, before Keras loads
+import keras
+import numpy as np
+from alexnet import figure1, training
+from alexnet.config import parse
+from alexnet.data.input import load_prepared
+from alexnet.evaluation import evaluate_run
+from alexnet.tracking import Tracker
+
+root = Path(sys.argv[1])
+cfg = parse(json.loads((root / "params.json").read_text()))
+data = load_prepared(root / "prepared")
+tracker = Tracker(cfg.tracking)
+
+def run(name):
+    folder = root / name
+    folder.mkdir()
+    return training.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "same")
+
+class Killed(Exception):
+    pass
+
+whole, rows = training.train(cfg, data, run("whole"), tracker, state=None, verbose=0)
+record = training.EpochRecorder.on_epoch_end
+def killed_after_epoch_two(self, epoch, logs=None):
+    record(self, epoch, logs)
+    if epoch + 1 == 2:
+        raise Killed
+training.EpochRecorder.on_epoch_end = killed_after_epoch_two
+interrupted = run("interrupted")
+try:
+    training.train(cfg, data, interrupted, tracker, state=None, verbose=0)
+except Killed:
+    pass
+training.EpochRecorder.on_epoch_end = record
+state = training.resume_state(interrupted, cfg.train.epochs)
+resumed, resumed_rows = training.train(cfg, data, interrupted, tracker, state=state, verbose=0)
+metrics = evaluate_run(cfg, data, root / "whole" / "model.keras", root / "report")
+curves = figure1.run(cfg.figure1, data, root / "figure1", progress=False)
+print("RESULT " + json.dumps({
+    "backend": keras.backend.backend(),
+    "policy": keras.mixed_precision.global_policy().name,
+    "losses": [row["loss"] for row in rows],
+    "epochs_done_at_kill": state["epochs_done"],
+    "resumed_epochs": [row["epoch"] for row in resumed_rows],
+    "max_weight_difference": max(float(np.abs(a - b).max())
+                                 for a, b in zip(whole.get_weights(), resumed.get_weights(), strict=True)),
+    "learning_rates": [float(whole.optimizer.learning_rate), float(resumed.optimizer.learning_rate)],
+    "metrics": metrics,
+    "figure1_curves": len(curves["curves"]),
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def jax_run(tmp_path_factory):
+    from alexnet.data.preprocess import preprocess
+
+    def jax_three_epochs(raw):
+        raw["train"].update(backend="jax", epochs=3, deterministic=True, lr_patience=1, precision="mixed_bfloat16")
+        raw["tracking"]["enabled"] = False
+        raw["figure1"].update(epochs=2, image_size=16)
+
+    root = tmp_path_factory.mktemp("jax")
+    params, cfg, raw_dir = small_raw_data(root, jax_three_epochs)
+    preprocess(cfg.preprocess, raw_dir, root / "prepared", progress=False)
+    (root / "params.json").write_text(json.dumps(params))
+    (root / "params.yaml").write_text(json.dumps(params))  # YAML is a superset of JSON
+    env = environment({"KERAS_BACKEND": "tensorflow"})  # params.yaml, not the environment, decides
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_SCRIPT), str(root)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, output[-4000:]
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def test_trains_under_jax_in_mixed_bfloat16(jax_run):
+    assert jax_run["backend"] == "jax"
+    assert jax_run["policy"] == "mixed_bfloat16"
+    losses = jax_run["losses"]
+    assert len(losses) == 3 and losses[-1] < losses[0], losses
+
+
+def test_resumes_under_jax_to_the_same_weights(jax_run):
+    assert jax_run["epochs_done_at_kill"] == 2
+    assert jax_run["resumed_epochs"] == [1, 2, 3]
+    # Same batches, same dropout masks (the seed generator state is restored), same optimizer state.
+    assert jax_run["max_weight_difference"] == 0.0
+    assert jax_run["learning_rates"][0] == jax_run["learning_rates"][1]
+
+
+def test_evaluates_and_draws_figure1_under_jax(jax_run):
+    metrics = jax_run["metrics"]
+    assert metrics["val_images"] == 3 * 8
+    assert 0.0 <= metrics["top1_error"] < 2 / 3, metrics  # learned something: chance is 2/3
+    assert "ten_crop_top1_error" in metrics
+    assert jax_run["figure1_curves"] == 2 * 1  # relu and tanh, one learning rate each
+
+
+def test_a_backend_other_than_the_loaded_one_is_refused_by_name():
+    script = "import keras\nfrom alexnet.backend import require\nrequire('jax')"
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "train.backend: params.yaml asks for 'jax' but Keras was loaded with 'tensorflow'" in result.stderr
+
+
+@pytest.mark.slow
+def test_dvc_repro_under_jax_records_the_backend(tmp_path):
+    def jax_backend(params):
+        small_params(params)
+        params["train"]["backend"] = "jax"
+
+    project = project_copy(tmp_path / "project", jax_backend)
+    output = dvc(project, "repro", env={"KERAS_BACKEND": "tensorflow"})  # params.yaml decides, not the env
+    assert {"train@baseline-0", "evaluate@no_lrn-0", "figure1", "compare"} <= stages_run(output)
+    run = json.loads((project / "models/baseline-s0/run.json").read_text())
+    assert run["backend"] == "jax"
+    metrics = json.loads((project / "reports/runs/baseline-s0/metrics.json").read_text())
+    assert 0.0 <= metrics["top1_error"] <= 1.0
+    with sqlite3.connect(project / "mlflow.db") as db:
+        query = "select key, value from {} where run_uuid = ?"
+        tags = dict(db.execute(query.format("tags"), (run["mlflow_run_id"],)).fetchall())
+        params = dict(db.execute(query.format("params"), (run["mlflow_run_id"],)).fetchall())
+    assert tags["backend"] == "jax" and params["train.backend"] == "jax"
