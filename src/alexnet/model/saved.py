@@ -14,9 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from alexnet.config import run_name
-
-DEFAULT_MODEL = Path("models") / run_name("baseline", 0) / "model.keras"
 CARD_FILE = "run.json"  # beside model.keras; also records the run (variant, seed, MLflow run id)
 
 
