@@ -44,11 +44,17 @@ def wrong_checksum(params, project):
     params["data"].update(source="imagenette", url=str(archive), sha256="0" * 64)
 
 
+def not_an_archive(params, project):
+    (project / "photos.tgz").write_text("a text file named like an archive\n")
+    params["data"].update(source="folder", url=str(project / "photos.tgz"), sha256=None)
+
+
 CASES = {
     # id: (script and arguments, edit of params and project, what the last stderr line must say)
     "ingest-offline": (["ingest.py"], offline, ["cannot connect", "make run IMAGENETTE=<path>", "make run-synthetic"]),
     "ingest-missing-ilsvrc": (["ingest.py"], missing_ilsvrc, ["no-such-ILSVRC2012: not found", "data.url"]),
     "ingest-wrong-sha256": (["ingest.py"], wrong_checksum, ["sha256 mismatch", "data.sha256"]),
+    "ingest-not-an-archive": (["ingest.py"], not_an_archive, ["photos.tgz: not a readable tar archive"]),
     "preprocess-no-raw": (["preprocess.py"], None, ["manifest.csv", "dvc repro ingest"]),
     "train-no-prepared": (["train.py", "baseline", "0"], None, ["stats.json", "dvc repro preprocess"]),
     "train-unknown-variant": (["train.py", "no_such_variant", "0"], None, ["unknown variant 'no_such_variant'"]),
