@@ -51,7 +51,8 @@ def not_an_archive(params, project):
 
 CASES = {
     # id: (script and arguments, edit of params and project, what the last stderr line must say)
-    "ingest-offline": (["ingest.py"], offline, ["cannot connect", "make run IMAGENETTE=<path>", "make run-synthetic"]),
+    "ingest-offline": (["ingest.py"], offline, ["cannot connect", "data.url", "make run IMAGENETTE=<path>",
+                                               "make run-synthetic"]),
     "ingest-missing-ilsvrc": (["ingest.py"], missing_ilsvrc, ["no-such-ILSVRC2012: not found", "data.url"]),
     "ingest-wrong-sha256": (["ingest.py"], wrong_checksum, ["sha256 mismatch", "data.sha256"]),
     "ingest-not-an-archive": (["ingest.py"], not_an_archive, ["photos.tgz: not a readable tar archive"]),

@@ -96,8 +96,8 @@ def _download(url: str, part: Path, progress: bool) -> None:
     except (TimeoutError, urllib.error.URLError, ConnectionError) as error:
         reason = getattr(error, "reason", error)
         raise DownloadError(
-            f"{url}: cannot connect ({reason}); offline? use a local copy (make run IMAGENETTE=<path>) "
-            "or generated images (make run-synthetic)"
+            f"{url}: cannot connect ({reason}); offline? point data.url at a local copy "
+            "(make run IMAGENETTE=<path>) or use generated images (make run-synthetic)"
         ) from None
     with response:
         resumed = response.status == 206
