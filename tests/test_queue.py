@@ -133,3 +133,26 @@ def test_queued_sweep_lands_in_the_report(queue_project):
     report = (project / "reports" / "ablations.md").read_text()
     assert "| sweep-lr | baseline-s0 | baseline |" in report, report
     assert "| workspace | baseline-s0 | baseline |" in report, "the earlier workspace run is listed too"
+
+
+def test_a_fresh_store_opened_by_two_runs_at_once_is_retried():
+    """MLflow creates a new SQLite store's tables unlocked: the second of two queued runs saw this error."""
+    from alexnet.tracking import _retry
+
+    calls = []
+
+    def open_store():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("(sqlite3.OperationalError) table evaluation_datasets already exists")
+        return "open"
+
+    assert _retry(open_store) == "open" and len(calls) == 2
+
+    def register():
+        calls.append(1)
+        raise RuntimeError("Registered Model (name=alexnet) already exists.")
+
+    with pytest.raises(RuntimeError, match="Registered Model"):
+        _retry(register)
+    assert len(calls) == 3, "only the store's own races are retried"

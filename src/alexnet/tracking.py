@@ -46,13 +46,21 @@ def artifact_location(root: Path | None = None) -> str:
     return ((root or store_root()) / ARTIFACT_FOLDER).as_uri()
 
 
+# SQLite allows one writer ('database is locked'), and MLflow creates a new store's tables without a lock:
+# two queued runs (`dvc queue start -j 2`) opening a fresh mlflow.db race ('table ... already exists').
+def _transient(error: Exception) -> bool:
+    text = str(error).lower()
+    racing = "operationalerror" in text and ("already exists" in text or "duplicate column" in text)
+    return "locked" in text or racing
+
+
 def _retry(action: Callable[[], Any], attempts: int = 8) -> Any:
-    """SQLite allows one writer: concurrent queued runs retry 'database is locked' with jitter."""
+    """Concurrent queued runs retry the store's transient errors with jitter."""
     for attempt in range(attempts):
         try:
             return action()
         except Exception as error:  # mlflow wraps sqlalchemy errors in MlflowException
-            if "locked" not in str(error).lower() or attempt == attempts - 1:
+            if not _transient(error) or attempt == attempts - 1:
                 raise
             time.sleep(0.2 * 2**attempt * (1 + random.random()))
     return None
