@@ -46,24 +46,37 @@ def artifact_location(root: Path | None = None) -> str:
     return ((root or store_root()) / ARTIFACT_FOLDER).as_uri()
 
 
-# SQLite allows one writer ('database is locked'), and MLflow creates a new store's tables without a lock:
-# two queued runs (`dvc queue start -j 2`) opening a fresh mlflow.db race ('table ... already exists').
-def _transient(error: Exception) -> bool:
-    text = str(error).lower()
-    racing = "operationalerror" in text and ("already exists" in text or "duplicate column" in text)
-    return "locked" in text or racing
-
-
 def _retry(action: Callable[[], Any], attempts: int = 8) -> Any:
-    """Concurrent queued runs retry the store's transient errors with jitter."""
+    """SQLite allows one writer: concurrent queued runs retry 'database is locked' with jitter."""
     for attempt in range(attempts):
         try:
             return action()
         except Exception as error:  # mlflow wraps sqlalchemy errors in MlflowException
-            if not _transient(error) or attempt == attempts - 1:
+            if "locked" not in str(error).lower() or attempt == attempts - 1:
                 raise
             time.sleep(0.2 * 2**attempt * (1 + random.random()))
     return None
+
+
+@contextmanager
+def _opening_lock(uri: str) -> Iterator[None]:
+    """One process at a time opens a SQLite store: MLflow creates a new store's tables and runs its
+    migrations unlocked, and two queued runs (`dvc queue start -j 2`) opening a fresh mlflow.db at once
+    broke it ('table ... already exists', half-done alembic migrations)."""
+    if not uri.startswith("sqlite:"):
+        yield
+        return
+    import fcntl
+    import hashlib
+    import tempfile
+
+    name = f"alexnet-mlflow-open-{hashlib.sha256(uri.encode()).hexdigest()[:16]}.lock"
+    with open(Path(tempfile.gettempdir()) / name, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def git_commit(root: Path | None = None) -> str:
@@ -147,7 +160,8 @@ class Tracker:
                 client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
             self._mlflow, self._client = mlflow, client
 
-        self._guard(open_store)
+        with _opening_lock(self.uri):
+            self._guard(open_store)
         return self
 
     # -- runs ---------------------------------------------------------------------------------------
