@@ -17,9 +17,11 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 ## run: the whole pipeline (dvc repro) on the default profile: Imagenette 160 px, downloaded once from fast.ai.
 ## Offline, point it at a local copy or a mirror (run as a DVC experiment with the two params overridden):
-##   make run IMAGENETTE=../shared/data/imagenette2-224.tgz [IMAGENETTE_SHA256=...]
+##   make run IMAGENETTE=../shared/data/imagenette2-224.tgz     (or file:///abs/path.tgz: checksum computed)
+##   make run IMAGENETTE=https://mirror/imagenette2-160.tgz IMAGENETTE_SHA256=<its sha256>
 IMAGENETTE ?=
-IMAGENETTE_SHA256 ?= $(if $(wildcard $(IMAGENETTE)),$(firstword $(shell sha256sum $(IMAGENETTE))))
+IMAGENETTE_FILE = $(patsubst file://%,%,$(patsubst file://localhost/%,/%,$(IMAGENETTE)))
+IMAGENETTE_SHA256 ?= $(if $(wildcard $(IMAGENETTE_FILE)),$(firstword $(shell sha256sum '$(IMAGENETTE_FILE)')))
 run: setup
 	@[ -d .git ] || git init --quiet
 ifeq ($(IMAGENETTE),)
@@ -41,6 +43,10 @@ SYNTHETIC_PROFILE = -S data.source=synthetic -S data.classes=6 -S data.train_per
 run-synthetic: setup
 	@[ -d .git ] || git init --quiet
 	$(BIN)/dvc exp run -n synthetic $(SYNTHETIC_PROFILE)
+	@echo
+	@echo "Results (experiment 'synthetic', applied to the workspace): reports/ablations.md, reports/curves.png,"
+	@echo "         reports/figure1/figure1.png, reports/runs/<variant>-s<seed>/, models/<variant>-s<seed>/model.keras"
+	@echo "Compare: dvc exp show; MLflow: make ui, then open http://127.0.0.1:5000"
 
 ## test: the fast suite (slow tests deselected)
 test: setup

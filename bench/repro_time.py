@@ -3,10 +3,14 @@
 The shipped default (Imagenette) is timed by its own run: see the README's results section.
 
     python bench/repro_time.py        # prints per-stage and total seconds, writes bench/results/repro_time.json
+
+The copy holds git-tracked files only, as a fresh clone does: no dvc.lock, reports/ or outputs of a past run
+(with them, DVC skipped the stages whose outputs were already there).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -22,10 +26,15 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from pipeline_copy import BIN, environment, project_copy  # noqa: E402
 
+RESULT = REPO / "bench" / "results" / "repro_time.json"
+
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", type=Path, default=RESULT, help=f"result JSON (default: {RESULT})")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
-        project = project_copy(Path(scratch) / "project")
+        project = project_copy(Path(scratch) / "project", untracked=False)
         started = time.perf_counter()
         process = subprocess.Popen([str(BIN / "dvc"), "repro"], cwd=project, env=environment(),
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
@@ -47,9 +56,8 @@ def main() -> None:
     for name, seconds in stages.items():
         print(f"{name:<24}{seconds:8.1f} s")
     print(f"{'total dvc repro':<24}{total:8.1f} s  (limit 300 s, {os.cpu_count()} CPUs)")
-    out = REPO / "bench" / "results" / "repro_time.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ def main() -> None:
     name = run_name(variant, seed)
     model_dir, report_dir = Path("models") / name, Path("reports/runs") / name
     data = load_prepared(Path("data/prepared"))
+    if not (model_dir / "run.json").is_file():
+        raise FileNotFoundError(f"{model_dir}: no trained model; train it first (dvc repro train@{variant}-{seed})")
     trained = json.loads((model_dir / "run.json").read_text())
     tracker = Tracker(cfg.tracking).connect()
     tags = run_tags(variant, seed, data.data_hash, stage="evaluate")

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import alexnet.backend  # noqa: F401  (first: sets KERAS_BACKEND from params.yaml)
 from alexnet.cli import matrix_arguments, stage_main
-from alexnet.config import load, run_name
+from alexnet.config import PARAMS_FILE, load, project_root, run_name
 from alexnet.data.input import load_prepared
+from alexnet.model.saved import model_card
 from alexnet.tracking import Tracker, run_tags, tracked_run
 from alexnet.training import TrainingRun, fingerprint, resume_state, train
 
@@ -48,6 +49,11 @@ def main() -> None:
                 "backend": cfg.train.backend,
                 "mlflow_run_id": tracker.run_id,
                 "tracking_failure": tracker.failure,
+                # the values this run trained with (params.yaml + variant + any `dvc exp run -S`), and its source
+                "params_file": str(project_root() / PARAMS_FILE),
+                "learning_rate": cfg.train.learning_rate,
+                "dropout": cfg.model.dropout,
+                **model_card(cfg, data),
             },
             indent=2,
         )

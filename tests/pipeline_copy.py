@@ -42,15 +42,14 @@ def read_params(synthetic: bool = True) -> dict:
     return synthetic_profile(params) if synthetic else params
 
 
-def project_copy(destination: Path, edit_params=None, synthetic: bool = True) -> Path:
-    """Copy the project's tracked and unignored files into a fresh git repo at `destination`.
+def project_copy(destination: Path, edit_params=None, synthetic: bool = True, untracked: bool = True) -> Path:
+    """Copy the project's tracked (and, unless untracked=False, unignored) files into a fresh git repo.
 
     The copy's params.yaml gets the synthetic profile (unless synthetic=False), then `edit_params`,
-    before the first commit.
+    before the first commit. untracked=False is a fresh clone's view: no dvc.lock or reports/ of a past run.
     """
-    listed = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.split()
+    listing = ["git", "ls-files", "-co", "--exclude-standard"] if untracked else ["git", "ls-files"]
+    listed = subprocess.run(listing, cwd=REPO, capture_output=True, text=True, check=True).stdout.splitlines()
     destination.mkdir(parents=True, exist_ok=True)
     for name in listed:
         source = REPO / name

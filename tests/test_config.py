@@ -132,3 +132,23 @@ def test_malformed_yaml_is_one_line(tmp_path):
     bad.write_text("model: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load(bad)
+
+
+def test_params_come_from_the_working_directory_even_when_dvc_root_is_elsewhere(tmp_path, raw_params, monkeypatch):
+    """`dvc exp run --temp/--queue` sets DVC_ROOT to the parent repo; the run's own params.yaml must win."""
+    from alexnet.config import project_root, store_root
+    from alexnet.tracking import store_uri
+
+    parent, experiment = tmp_path / "parent", tmp_path / "parent" / ".dvc" / "tmp" / "exps" / "run1"
+    for folder, learning_rate in ((parent, 0.01), (experiment, 0.02)):
+        folder.mkdir(parents=True, exist_ok=True)
+        raw_params["train"]["learning_rate"] = learning_rate
+        (folder / "params.yaml").write_text(yaml.safe_dump(raw_params))
+        (folder / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.chdir(experiment)
+    monkeypatch.setenv("DVC_ROOT", str(parent))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert load().train.learning_rate == 0.02
+    assert project_root() == experiment.resolve()
+    assert store_root() == parent.resolve()
+    assert store_uri(load().tracking) == f"sqlite:///{parent.resolve() / 'mlflow.db'}"

@@ -7,24 +7,23 @@ import os
 import sys
 from collections.abc import Callable
 
+from alexnet.config import ConfigError
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, OSError)
+# What a user causes (params, paths, files, data, the network): one line and exit 2, never a traceback.
+# ConfigError is a ValueError; TrackingError and DownloadError are OSErrors.
+USER_ERRORS = (ConfigError, ValueError, OSError)
 
 
 def stage_main(body: Callable[[], None]) -> None:
-    """Run a stage body; a user error is one line on stderr and exit status 2, never a traceback."""
-    from alexnet.config import ConfigError
-
+    """Run a stage body; a user error is one line on stderr and exit status 2 (ALEXNET_DEBUG=1: the traceback)."""
     try:
         body()
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
     except USER_ERRORS as error:
         if os.environ.get("ALEXNET_DEBUG"):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         sys.exit(2)
 
 

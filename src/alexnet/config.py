@@ -181,14 +181,27 @@ OVERRIDABLE = ("model", "augment", "train")
 
 
 def project_root() -> Path:
-    """The DVC project root: DVC_ROOT inside a stage, else the nearest folder with params.yaml."""
-    if os.environ.get("DVC_ROOT"):
-        return Path(os.environ["DVC_ROOT"]).resolve()
+    """The stage's own project: the nearest folder, from the working directory up, with dvc.yaml or params.yaml.
+
+    params.yaml, data and outputs always come from here. Never from DVC_ROOT: in `dvc exp run --temp`
+    and `--queue` DVC sets it to the parent repository, whose params.yaml lacks the run's -S overrides.
+    """
     here = Path.cwd().resolve()
     for folder in (here, *here.parents):
         if (folder / "dvc.yaml").exists() or (folder / PARAMS_FILE).exists():
             return folder
     return here
+
+
+def store_root() -> Path:
+    """Where the shared MLflow store lives (and whose git commit a run records): DVC_ROOT inside a stage.
+
+    DVC sets DVC_ROOT to the parent repository even for `--temp`/`--queue` runs, so every experiment
+    lands in the one project store instead of a throw-away copy. Outside DVC: project_root().
+    """
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    return project_root()
 
 
 UNION_TAG = re.compile(r"^(constrained-\w+|function-[\w-]+\[.*\]|\w+\[.*\]|int|float|str|bool|none)$")
@@ -271,7 +284,7 @@ def parse(raw: Any, source: str = PARAMS_FILE, variant: str | None = None, seed:
 
 
 def load(path: str | Path | None = None, variant: str | None = None, seed: int | None = None) -> Config:
-    """Read and validate params.yaml (default: the project root's)."""
+    """Read and validate params.yaml (default: the one in project_root(), the stage's own workspace)."""
     path = Path(path) if path else project_root() / PARAMS_FILE
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found; run from the project root or pass its path")

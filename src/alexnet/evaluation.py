@@ -11,15 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from alexnet.model.saved import load_model, softmax  # noqa: F401  (also imported from here)
+
 # Sec. 6.1, Figure 4: "the six training images that produce feature vectors in the last hidden layer
 # with the smallest Euclidean distance from the feature vector for the test image".
 NEIGHBOURS = 6
-
-
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    shifted = logits - logits.max(axis=axis, keepdims=True)
-    exponentials = np.exp(shifted)
-    return exponentials / exponentials.sum(axis=axis, keepdims=True)
 
 
 def top_k_error(probabilities: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -96,30 +92,6 @@ def write_per_class_csv(path: Path, matrix: np.ndarray, names: list[str]) -> Non
         writer = csv.writer(handle)
         writer.writerow(["class", "images", "accuracy"])
         writer.writerows((name, int(matrix[i].sum()), f"{accuracy[i]:.4f}") for i, name in enumerate(names))
-
-
-def load_model(path: Path):
-    """`.keras` files only, with safe_mode=True: a file carrying a Lambda layer is refused."""
-    import keras
-
-    import alexnet.model  # noqa: F401  (registers the custom layers)
-    import alexnet.optimizer  # noqa: F401
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(
-            f"{path}: model file not found; train it first (dvc repro train) or pass --model"
-        )
-    # Legacy .h5/SavedModel loading does not honour safe_mode; only the .keras format is safe to open.
-    if Path(path).suffix != ".keras":
-        raise ValueError(f"{path}: not a .keras file; only the .keras format is loaded (safe_mode)")
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except ValueError as error:
-        if "safe_mode" in str(error) or "Lambda" in str(error):
-            raise ValueError(
-                f"{path}: refused, it carries code (a Lambda layer); load only trusted .keras files"
-            ) from None
-        raise
 
 
 def figure_indices(labels: np.ndarray, count: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alexnet.config import Config, TrackingConfig, flatten, project_root
+from alexnet.config import Config, TrackingConfig, flatten, store_root
 
 STORE_FILE = "mlflow.db"
 ARTIFACT_FOLDER = "mlartifacts"
@@ -38,12 +38,12 @@ class TrackingError(OSError):
 
 
 def store_uri(cfg: TrackingConfig, root: Path | None = None) -> str:
-    root = root or project_root()
+    root = root or store_root()
     return os.environ.get("MLFLOW_TRACKING_URI") or cfg.uri or f"sqlite:///{root / STORE_FILE}"
 
 
 def artifact_location(root: Path | None = None) -> str:
-    return ((root or project_root()) / ARTIFACT_FOLDER).as_uri()
+    return ((root or store_root()) / ARTIFACT_FOLDER).as_uri()
 
 
 def _retry(action: Callable[[], Any], attempts: int = 8) -> Any:
@@ -58,11 +58,32 @@ def _retry(action: Callable[[], Any], attempts: int = 8) -> Any:
     return None
 
 
+@contextmanager
+def _opening_lock(uri: str) -> Iterator[None]:
+    """One process at a time opens a SQLite store: MLflow creates a new store's tables and runs its
+    migrations unlocked, and two queued runs (`dvc queue start -j 2`) opening a fresh mlflow.db at once
+    broke it ('table ... already exists', half-done alembic migrations)."""
+    if not uri.startswith("sqlite:"):
+        yield
+        return
+    import fcntl
+    import hashlib
+    import tempfile
+
+    name = f"alexnet-mlflow-open-{hashlib.sha256(uri.encode()).hexdigest()[:16]}.lock"
+    with open(Path(tempfile.gettempdir()) / name, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def git_commit(root: Path | None = None) -> str:
     try:
         result = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=root or project_root(),
+            cwd=root or store_root(),
             capture_output=True,
             text=True,
             timeout=10,
@@ -85,7 +106,7 @@ class Tracker:
 
     def __init__(self, cfg: TrackingConfig, root: Path | None = None):
         self.cfg = cfg
-        self.root = root or project_root()
+        self.root = root or store_root()
         self.enabled = cfg.enabled
         self.run_id: str | None = None
         self.failure: str | None = None
@@ -139,7 +160,8 @@ class Tracker:
                 client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
             self._mlflow, self._client = mlflow, client
 
-        self._guard(open_store)
+        with _opening_lock(self.uri):
+            self._guard(open_store)
         return self
 
     # -- runs ---------------------------------------------------------------------------------------
@@ -268,7 +290,7 @@ def tracked_run(
 
 
 def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:
-    root = project_root()
+    root = store_root()
     return [
         sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{root / STORE_FILE}",
         "--default-artifact-root", artifact_location(root), "--host", host, "--port", str(port),

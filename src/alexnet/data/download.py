@@ -18,8 +18,8 @@ CHUNK = 1 << 20
 TIMEOUT_S = 60
 
 
-class DownloadError(RuntimeError):
-    """A one-line, user-facing error about fetching or verifying data."""
+class DownloadError(OSError):
+    """A one-line, user-facing error about fetching or verifying data (an OSError, so every stage reports it)."""
 
 
 def file_digest(path: Path, algorithm: str) -> str:
@@ -101,7 +101,8 @@ def _download(url: str, part: Path, progress: bool) -> None:
     except (TimeoutError, urllib.error.URLError, ConnectionError) as error:
         reason = getattr(error, "reason", error)
         raise DownloadError(
-            f"{url}: cannot connect ({reason}); offline? fetch it elsewhere, set data.url to its local path"
+            f"{url}: cannot connect ({reason}); offline? point data.url at a local copy "
+            "(make run IMAGENETTE=<path>) or use generated images (make run-synthetic)"
         ) from None
     with response:
         resumed = response.status == 206
