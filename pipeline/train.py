@@ -28,9 +28,10 @@ def main() -> None:
     tracker = Tracker(cfg.tracking).connect()
     tags = run_tags(variant, seed, data.data_hash, stage="train")
     resume_id = state and state.get("mlflow_run_id")
-    with tracked_run(tracker, name, tags, resume_id):
+    with tracked_run(tracker, name, tags, resume_id, system_metrics=True):
         if not resume_id:
             tracker.log_params(cfg)
+            tracker.log_dataset(data, "training")
         if state:
             tracker.set_tags({"resumed": "true"})
             print(f"train: resuming {name} after epoch {state['epochs_done']} of {cfg.train.epochs}")

@@ -74,6 +74,10 @@ def run(args: argparse.Namespace) -> None:
     from alexnet.evaluation import load_model, softmax
 
     data = load_prepared(args.data)
+    if str(args.model).startswith("models:/"):  # the registry, e.g. models:/alexnet@champion
+        from alexnet.tracking import download_registered_model
+
+        args.model = download_registered_model(str(args.model))
     model = load_model(args.model)
     crop = int(model.input_shape[1])
     if crop > data.size:
