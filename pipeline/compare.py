@@ -21,6 +21,7 @@ def main() -> None:
     with tracked_run(tracker, f"study-{study}", tags, resume_run_id=None):
         tracker.link_children(tracker.run_id, [run.mlflow_run_id for run in runs if run.mlflow_run_id], study)
         tracker.log_metrics(report.flat_metrics())
+        tracker.share_study_view()
         for path in [*report.files, Path("reports/figure1/figure1.png")]:
             tracker.log_artifact(path, "report")
     champion = best_baseline(runs)

@@ -29,6 +29,10 @@ STORE_FILE = "mlflow.db"
 ARTIFACT_FOLDER = "mlartifacts"
 EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 CHAMPION = "champion"
+# The MLflow UI restores a view (columns, sort, charts) from the experiment tag `mlflow.sharedViewState.<key>`
+# when opened with `?viewStateShareKey=<key>`, the same mechanism as its own Share button.
+STUDY_VIEW = "alexnet-study"
+KEY_COLUMNS = ("val_top1_error", "eval_ten_crop_top1_error", "train_val_gap")
 
 
 class TrackingError(OSError):
@@ -287,6 +291,16 @@ class Tracker:
             print(f"tracking: registry skipped, {name}@{CHAMPION} not moved ({self.failure})", flush=True)
         return version
 
+    def share_study_view(self) -> None:
+        """Store the study view (key metric columns, sorted by 10-crop error; val error curves) on the experiment."""
+
+        def share():
+            experiment = self._client.get_experiment_by_name(self.cfg.experiment)
+            tag = f"mlflow.sharedViewState.{STUDY_VIEW}"
+            self._client.set_experiment_tag(experiment.experiment_id, tag, json.dumps(study_view_state()))
+
+        self._guard(share)
+
     def link_children(self, parent_id: str, child_ids: list[str], study: str) -> None:
         """Nest the variant runs under the study's run; tag them so `tags.study = '...'` filters one study."""
         for child in child_ids:
@@ -455,6 +469,66 @@ def tracked_run(
         tracker.end("KILLED")
         raise
     tracker.end("FINISHED")
+
+
+def _line_chart(metric: str, title: str) -> dict[str, Any]:
+    return {
+        "uuid": f"study-{metric}", "type": "LINE", "runsCountToCompare": 20, "metricSectionId": "study",
+        "deleted": False, "isGenerated": False, "displayName": title, "metricKey": metric,
+        "selectedMetricKeys": [metric], "lineSmoothness": 0, "xAxisKey": "step", "xAxisScaleType": "linear",
+        "scaleType": "linear", "range": {}, "selectedXAxisMetricKey": "", "yAxisKey": "metric",
+        "yAxisExpressions": [], "ignoreOutliers": False, "useGlobalXaxisKey": True, "useGlobalLineSmoothing": True,
+    }  # fmt: skip
+
+
+def _bar_chart(metric: str, title: str) -> dict[str, Any]:
+    return {
+        "uuid": f"study-{metric}", "type": "BAR", "runsCountToCompare": 20, "metricSectionId": "study",
+        "deleted": False, "isGenerated": False, "displayName": title, "metricKey": metric,
+    }  # fmt: skip
+
+
+def study_view_state() -> dict[str, Any]:
+    """The runs table with the key metric columns, best 10-crop error first; charts of the study's curves."""
+    columns = [f"metrics.`{metric}`" for metric in KEY_COLUMNS]
+    columns += ["tags.`variant`", "tags.`seed`", "attributes.`Dataset`", "attributes.`Models`"]
+    charts = [
+        _line_chart("val_top1_error", "Val top-1 error per epoch"),
+        _line_chart("top1_error", "Train top-1 error per epoch"),
+        _bar_chart("eval_ten_crop_top1_error", "10-crop top-1 error"),
+        _bar_chart("train_val_gap", "Train-val gap"),
+    ]
+    section = {"uuid": "study", "name": "Study", "display": True, "isReordered": False, "deleted": False,
+               "isGenerated": False}  # fmt: skip
+    return {
+        "orderByKey": "metrics.`eval_ten_crop_top1_error`", "orderByAsc": True, "selectedColumns": columns,
+        "columnOrder": columns, "columnWidths": dict(zip(columns, (130, 190, 130), strict=False)),
+        "compareRunCharts": charts, "compareRunSections": [section], "hideEmptyCharts": True,
+    }  # fmt: skip
+
+
+def study_view_url(base: str, experiment_id: str, mode: str = "TABLE") -> str:
+    """The UI address of the study view (`mode` TABLE or CHART)."""
+    return f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey={STUDY_VIEW}&compareRunsMode={mode}"
+
+
+def study_view_link(base: str) -> str | None:
+    """The study view's address in the project's store (None before the first compare)."""
+    import sqlite3
+
+    try:
+        root = project_root()
+        from alexnet.config import load
+
+        experiment = load().tracking.experiment
+        with sqlite3.connect(f"file:{root / STORE_FILE}?mode=ro", uri=True) as db:
+            row = db.execute(
+                "select e.experiment_id from experiments e join experiment_tags t on t.experiment_id = e.experiment_id "
+                "where e.name = ? and t.key = ?", (experiment, f"mlflow.sharedViewState.{STUDY_VIEW}"),
+            ).fetchone()  # fmt: skip
+    except (sqlite3.Error, OSError, ValueError):
+        return None
+    return study_view_url(base, row[0]) if row else None
 
 
 def ui_command(host: str = "127.0.0.1", port: int = 5000) -> list[str]:
