@@ -265,7 +265,7 @@ class Tracker:
         """
         name = self.cfg.registered_model
         if not self.enabled:
-            why = self.failure or "tracking.enabled: false"
+            why = (self.failure or "").removeprefix("tracking: ") or "tracking.enabled: false"
             print(f"tracking: registry skipped, {name}@{CHAMPION} not moved ({why})", flush=True)
             return None
         model_id = self.logged_model_id(run_id) if run_id else None
@@ -288,7 +288,8 @@ class Tracker:
         if version is not None:
             print(f"tracking: registered {name} version {version} ({description}), alias @{CHAMPION}", flush=True)
         else:
-            print(f"tracking: registry skipped, {name}@{CHAMPION} not moved ({self.failure})", flush=True)
+            why = (self.failure or "").removeprefix("tracking: ")
+            print(f"tracking: registry skipped, {name}@{CHAMPION} not moved ({why})", flush=True)
         return version
 
     def share_study_view(self) -> None:
