@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -37,6 +38,15 @@ class StepTimes(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.times.append(time.perf_counter() - self.started)
+
+
+def system_samples(database: Path, run_id: str) -> int:
+    """How many CPU-utilisation samples the monitor logged for the run (0 = it did not run)."""
+    with sqlite3.connect(database) as db:
+        (count,) = db.execute(
+            "select count(*) from metrics where run_uuid = ? and key = 'system/cpu_utilization_percentage'", (run_id,)
+        ).fetchone()
+    return count
 
 
 def main() -> None:
@@ -69,20 +79,32 @@ def main() -> None:
             load_before = os.getloadavg()[0]
             with tracked_run(tracker, f"{arm}-{index}", {}, None, system_metrics=True):
                 epochs = -(-args.steps // 4)
+                cpu_before = time.process_time()
                 model.fit(images, labels, batch_size=batch, epochs=epochs, verbose=0, callbacks=[timer])
+                cpu = (time.process_time() - cpu_before) / len(timer.times)  # all threads, monitor included
             step = statistics.median(timer.times)
-            rounds[arm].append({"median_step_s": step, "load1": load_before})
-            print(f"round {index} {arm:3s}: median step {step * 1000:7.1f} ms  load {load_before:.1f}", flush=True)
+            samples = system_samples(store / "mlflow.db", tracker.run_id)
+            rounds[arm].append({"median_step_s": step, "cpu_s_per_step": cpu, "load1": load_before,
+                                "system_samples": samples})  # fmt: skip
+            print(f"round {index} {arm:3s}: median step {step * 1000:7.1f} ms  cpu/step {cpu * 1000:7.1f} ms  "
+                  f"load {load_before:.1f}  "
+                  f"system samples {samples}", flush=True)  # fmt: skip
     off = statistics.median(r["median_step_s"] for r in rounds["off"])
     on = statistics.median(r["median_step_s"] for r in rounds["on"])
     ratio = on / off
     spread = [a["median_step_s"] / b["median_step_s"] for a, b in zip(rounds["on"], rounds["off"], strict=True)]
+    assert all(r["system_samples"] > 0 for r in rounds["on"]), "the monitor logged nothing: longer rounds"
+    cpu_ratio = statistics.median(r["cpu_s_per_step"] for r in rounds["on"]) / statistics.median(
+        r["cpu_s_per_step"] for r in rounds["off"]
+    )
     print(f"median step: off {off * 1000:.1f} ms, on {on * 1000:.1f} ms; on/off {ratio:.4f} "
-          f"(paired rounds {min(spread):.3f}..{max(spread):.3f}); sampling every {args.interval:g} s")  # fmt: skip
+          f"(paired rounds {min(spread):.3f}..{max(spread):.3f}); CPU time per step on/off {cpu_ratio:.4f}; "
+          f"sampling every {args.interval:g} s")  # fmt: skip
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"interval_s": args.interval, "steps": args.steps, "ratio_on_off": ratio,
-                                         "paired_ratios": spread, "rounds": rounds}, indent=2) + "\n")  # fmt: skip
+        summary = {"interval_s": args.interval, "steps": args.steps, "ratio_on_off": ratio,
+                   "cpu_ratio_on_off": cpu_ratio, "paired_ratios": spread, "rounds": rounds}  # fmt: skip
+        args.json.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":
