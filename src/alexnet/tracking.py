@@ -217,8 +217,7 @@ class Tracker:
             requirements = [f"tensorflow=={tensorflow.__version__}", f"keras=={keras.__version__}"]
             info = self._mlflow.models.Model.log(
                 artifact_path=None, name="model", flavor=_KerasFlavor(self._mlflow), model=model,
-                signature=signature,
-                input_example=example, pip_requirements=requirements,
+                signature=signature, input_example=example, pip_requirements=requirements,
             )  # fmt: skip
             return info.model_id
 
