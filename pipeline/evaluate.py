@@ -24,7 +24,7 @@ def main() -> None:
     tags = run_tags(variant, seed, data.data_hash, stage="evaluate")
     with tracked_run(tracker, name, tags, resume_run_id=trained.get("mlflow_run_id")):
         results = evaluate_run(cfg, data, model_dir / "model.keras", report_dir)
-        tracker.log_metrics({f"eval_{key}": value for key, value in results.items()})
+        tracker.log_evaluation(results, data, report_dir / "history.csv")
         tracker.set_tags({"dvc_stage": "evaluate"})
         tracker.log_artifacts(report_dir / "figures", "figures")
         tracker.log_artifact(report_dir / "metrics.json")

@@ -7,7 +7,7 @@ import alexnet.backend  # noqa: F401  (first: sets KERAS_BACKEND from params.yam
 from alexnet.cli import matrix_arguments, stage_main
 from alexnet.config import PARAMS_FILE, load, project_root, run_name
 from alexnet.data.input import load_prepared
-from alexnet.model.saved import model_card
+from alexnet.model.saved import CARD_FILE, model_card
 from alexnet.tracking import Tracker, run_tags, tracked_run
 from alexnet.training import TrainingRun, fingerprint, resume_state, train
 
@@ -30,15 +30,16 @@ def main() -> None:
     tracker = Tracker(cfg.tracking).connect()
     tags = run_tags(variant, seed, data.data_hash, stage="train")
     resume_id = state and state.get("mlflow_run_id")
-    with tracked_run(tracker, name, tags, resume_id):
+    with tracked_run(tracker, name, tags, resume_id, system_metrics=True):
         if not resume_id:
             tracker.log_params(cfg)
+            tracker.log_dataset(data, "training")
         if state:
             tracker.set_tags({"resumed": "true"})
             print(f"train: resuming {name} after epoch {state['epochs_done']} of {cfg.train.epochs}")
         model, _ = train(cfg, data, run, tracker, state)
         if cfg.tracking.log_model:
-            tracker.log_keras_model(model)
+            tracker.log_keras_model(model, beside={CARD_FILE: model_card(cfg, data)})
         tracker.log_artifact(run.history_file)
     (model_dir / "run.json").write_text(
         json.dumps(

@@ -110,6 +110,19 @@ def test_dvc_repro_logs_to_a_real_tracking_server_on_loopback(tmp_path, mlflow_s
     assert any((store / "artifacts").rglob("model.keras")), "artifacts went through the server to its root"
     assert json.loads((project / "models/baseline-s0/run.json").read_text())["mlflow_run_id"] == run.info.run_id
 
+    # The registry through the server: compare registered the study's best baseline as alexnet@champion,
+    # and `alexnet predict` downloads it from the server's artifact proxy.
+    champion = client.get_model_version_by_alias("alexnet", "champion")
+    assert champion.run_id == run.info.run_id
+    assert "tracking: registered alexnet version 1" in output
+    image = next((project / "data/raw").rglob("*.JPEG"))
+    predicted = subprocess.run(
+        [str(BIN / "alexnet"), "predict", str(image), "--model", "models:/alexnet@champion", "--json"],
+        cwd=project, env=environment({"MLFLOW_TRACKING_URI": url}), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    assert [p["file"] for p in json.loads(predicted.stdout)["predictions"]] == [str(image)]
+
 
 # -- tf.distribute on CPU --------------------------------------------------------------------------
 _STEPS = """

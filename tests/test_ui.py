@@ -44,45 +44,84 @@ def wait_for(url: str, timeout: float = 90) -> None:
     raise AssertionError(f"{url} did not answer in {timeout}s")
 
 
+def five_epochs(params: dict) -> None:
+    """The small profile with curves worth a chart."""
+    small_params(params)
+    params["train"]["epochs"] = 5
+
+
+def metric_cell(value: float) -> str:
+    """How the runs table prints a metric: the leading digits of its value."""
+    return f"{value:.4f}"[:5]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
-def test_ui_lists_the_study_runs_and_shows_the_figures(tmp_path):
+def test_ui_opens_the_study_view_with_key_metrics_and_overlaid_curves(tmp_path):
+    """The study view stored by compare: key metric columns with values, then val error curves of every run.
+
+    After "Override saved view" (once per browser: MLflow keeps the runs table's columns in local storage)
+    the plain experiment address opens on the same columns.
+    """
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-    project = project_copy(tmp_path / "project", small_params)
+    project = project_copy(tmp_path / "project", five_epochs)
     dvc(project, "repro")
     with sqlite3.connect(project / "mlflow.db") as db:
         (experiment_id,) = db.execute("select experiment_id from experiments where name = 'alexnet'").fetchone()
         (baseline_id,) = db.execute(
             "select run_uuid from runs where name = 'baseline-s0' and lifecycle_stage = 'active'"
         ).fetchone()
+        metrics = dict(db.execute("select key, value from latest_metrics where run_uuid = ?", (baseline_id,)))
     port = free_port()
     # Its own session: `mlflow ui` forks workers and job consumers, and all of them must stop with it.
-    ui = subprocess.Popen([str(BIN / "alexnet"), "ui", "--port", str(port)], cwd=project, env=environment(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    log = tmp_path / "ui.log"
+    with log.open("w") as output:
+        ui = subprocess.Popen([str(BIN / "alexnet"), "ui", "--port", str(port)], cwd=project, env=environment(),
+                              stdout=output, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     try:
         wait_for(f"http://127.0.0.1:{port}/health")
+        links = [line.split()[-1] for line in log.read_text().splitlines() if "viewStateShareKey" in line]
+        assert links, f"`alexnet ui` names no study view:\n{log.read_text()[-2000:]}"
+        study_url = links[0]
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS[1:])
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page = browser.new_page(viewport={"width": 1700, "height": 800})
+            page.goto(study_url)
+            page.get_by_text("baseline-s0").first.wait_for(timeout=90_000)
+            page.get_by_role("button", name="Close").last.click()  # the assistant panel
+            table = page.locator(".ag-root").first.inner_text()
+            page.get_by_text("Override saved view").click()
+
             page.goto(f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs")
-            page.get_by_text("study-alexnet").wait_for(timeout=90_000)
-            page.locator("[role=row]", has_text="study-alexnet").locator("button").first.click()
-            page.get_by_text("baseline-s0").wait_for(timeout=60_000)
+            page.reload()  # a fresh page: what it shows now comes from the browser's saved view, not memory
+            page.get_by_text("train_val_gap").first.wait_for(timeout=90_000)
+            page.get_by_text("baseline-s0").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(2_000)
             page.screenshot(path=SCREENSHOTS / "mlflow-runs.png")
-            runs_page = page.content()
+            reopened = page.locator(".ag-root").first.inner_text()
+
+            page.goto(f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs?compareRunsMode=CHART")
+            page.get_by_text("baseline-s0 (val_top1_error)").first.wait_for(timeout=90_000)
+            page.wait_for_timeout(2_000)
+            page.screenshot(path=SCREENSHOTS / "mlflow-charts.png")
+            charts = page.content()
+
             page.goto(f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs/{baseline_id}/artifacts")
             page.get_by_text("figures").first.wait_for(timeout=60_000)
             page.get_by_text("figures").first.click()
-            page.get_by_text("conv1_kernels.png").first.click()
-            page.wait_for_timeout(3_000)
-            page.screenshot(path=SCREENSHOTS / "mlflow-figures.png")
+            page.get_by_text("conv1_kernels.png").first.wait_for(timeout=60_000)
             artifacts_page = page.content()
             browser.close()
     finally:
         os.killpg(ui.pid, signal.SIGTERM)
         ui.wait(timeout=30)
-    for run_name in ("study-alexnet", "baseline-s0", "no_lrn-s0"):
-        assert run_name in runs_page, f"{run_name} is not on the runs page"
+    for view in (table, reopened):
+        for column in ("val_top1_error", "eval_ten_crop_top1_error", "train_val_gap"):
+            assert column in view, f"{column} is not a column of the runs table"
+            assert metric_cell(metrics[column]) in view, f"{column}'s value is not shown"
+        assert "prepared-train" in view, "the Dataset column names the prepared data"
+    for run_name in ("baseline-s0", "no_lrn-s0"):
+        assert f"{run_name} (val_top1_error)" in charts, f"{run_name}'s val error curve is not in the chart"
     for figure in ("top5_predictions.png", "nearest_neighbours.png", "confusion.png"):
         assert figure in artifacts_page, f"{figure} is not among the run's artifacts"
-    assert (SCREENSHOTS / "mlflow-runs.png").stat().st_size > 10_000
+    assert all((SCREENSHOTS / name).stat().st_size > 10_000 for name in ("mlflow-runs.png", "mlflow-charts.png"))

@@ -37,10 +37,13 @@ def matrix_arguments(description: str) -> tuple[str, int]:
 
 
 def _ui(args: argparse.Namespace) -> None:
-    from alexnet.tracking import ui_command
+    from alexnet.tracking import study_view_link, ui_command
 
     command = ui_command(args.host, args.port)
     print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    link = study_view_link(f"http://{args.host}:{args.port}")
+    if link:
+        print(f"The study view (key metric columns, val error curves): {link}", flush=True)
     os.execv(command[0], command)
 
 

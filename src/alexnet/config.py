@@ -154,6 +154,8 @@ class TrackingConfig(Section):
     uri: str | None
     log_model: bool
     on_failure: Literal["warn", "fail"]
+    registered_model: Annotated[str, Field(min_length=1)]
+    system_metrics: bool
 
 
 class Config(Section):

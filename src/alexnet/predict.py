@@ -99,6 +99,10 @@ def run(args: argparse.Namespace) -> None:
     from alexnet.data.input import load_prepared
     from alexnet.model.saved import load_classifier, softmax
 
+    if str(args.model).startswith("models:/"):  # the registry, e.g. models:/alexnet@champion
+        from alexnet.tracking import download_registered_model
+
+        args.model = download_registered_model(str(args.model))
     classifier = load_classifier(args.model)
     data = load_prepared(args.data)
     check_data(classifier.card, data, args.model, args.data)
