@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from alexnet import precision
 from alexnet.config import Config, flatten
 from alexnet.data.input import PreparedData, eval_dataset, steps_per_epoch, train_dataset
 from alexnet.model import build_model
@@ -34,21 +35,18 @@ def has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+def choose_precision(cfg: Config, num_classes: int, jit: bool) -> precision.PrecisionChoice:
+    """train.precision, or for `auto` the faster policy for this model, timed here (alexnet.precision)."""
 
+    def build():
+        model = build_model(cfg.model, num_classes, cfg.train.crop)
+        compile_model(model, cfg, num_classes, jit)
+        return model
 
-def choose_precision(setting: str) -> str:
-    """`auto`: mixed_float16 (with loss scaling) on GPU, mixed_bfloat16 on a bf16 CPU, else float32."""
-    if setting != "auto":
-        return setting
-    if has_gpu():
-        return "mixed_float16"
-    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+    return precision.choose(
+        cfg.train.precision, build, (cfg.train.crop, cfg.train.crop, 3), num_classes, cfg.train.batch_size,
+        Path(cfg.data.cache_dir), {**cfg.model.model_dump(), "jit": jit, "optimizer": cfg.train.optimizer},
+    )  # fmt: skip
 
 
 def choose_xla(setting: str | bool) -> bool:
@@ -247,10 +245,12 @@ def resume_state(run: TrainingRun, total_epochs: int) -> dict | None:
 
 def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dict | None, verbose: int = 2):
     """Train (or resume) one model; returns (model, history rows)."""
-    policy = choose_precision(cfg.train.precision)
+    jit = choose_xla(cfg.train.xla)
+    choice = choose_precision(cfg, data.num_classes, jit)
+    print(choice.line(), flush=True)
+    policy = choice.policy
     keras.mixed_precision.set_global_policy(policy)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
-    jit = choose_xla(cfg.train.xla)
     strategy = choose_strategy()
     first_epoch = state["epochs_done"] if state else 0
     with strategy.scope():
@@ -271,7 +271,9 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
         cfg.train.lr_drop_factor, cfg.train.lr_patience, cfg.train.lr_max_drops, state and state["schedule"]
     )
     recorder = EpochRecorder(run, steps * cfg.train.batch_size, schedule, tracker, rows)
-    tracker.set_tags({"precision": policy, "xla": str(jit), "strategy": type(strategy).__name__})
+    tracker.set_tags({**choice.tags(), "xla": str(jit), "strategy": type(strategy).__name__})
+    if choice.rates:
+        tracker.log_metrics(choice.metrics())
     model.fit(
         train_batches,
         epochs=cfg.train.epochs,
