@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/input_pipeline.py
+	$(BIN)/python bench/epoch_time.py
 
 clean:
 	rm -rf $(VENV)

@@ -95,6 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.steps = 1, 3
+        args.max_load = float("inf")  # loads are recorded, busy rounds not repeated
     if not args.archive.is_file():
         sys.exit(f"error: {args.archive} not found; pass --archive PATH to imagenette2-224.tgz")
 
