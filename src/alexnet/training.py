@@ -246,12 +246,12 @@ def resume_state(run: TrainingRun, total_epochs: int) -> dict | None:
 def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dict | None, verbose: int = 2):
     """Train (or resume) one model; returns (model, history rows)."""
     jit = choose_xla(cfg.train.xla)
+    strategy = choose_strategy()  # first: logical CPU replicas must be set before any TF op runs
     choice = choose_precision(cfg, data.num_classes, jit)
     print(choice.line(), flush=True)
     policy = choice.policy
     keras.mixed_precision.set_global_policy(policy)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
-    strategy = choose_strategy()
     first_epoch = state["epochs_done"] if state else 0
     with strategy.scope():
         if state:
