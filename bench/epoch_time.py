@@ -74,6 +74,7 @@ def real_epoch_seconds(cfg, data, folder: Path) -> dict:
         starts.append(time.perf_counter())
         return original(self, epoch, logs)
 
+    folder.mkdir(parents=True)
     run = training.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "bench")
     training.EpochRecorder.on_epoch_begin = stamped
     try:
