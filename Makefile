@@ -62,6 +62,7 @@ bench: setup
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/input_pipeline.py
 	$(BIN)/python bench/epoch_time.py
+	$(BIN)/python bench/lrn.py
 
 clean:
 	rm -rf $(VENV)
