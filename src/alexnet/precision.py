@@ -31,12 +31,12 @@ class PrecisionChoice:
     """The policy to train with; `rates` (images/s per candidate) are empty when the policy was forced."""
 
     policy: str
-    source: str  # forced | measured | cached
+    source: str  # forced | measured | cached | checkpoint (a resumed run keeps its model's policy)
     rates: dict[str, float] = field(default_factory=dict)
 
     def line(self) -> str:
         if not self.rates:
-            return f"precision: {self.policy} (forced by train.precision)"
+            return f"precision: {self.policy} ({self.source})"
         rates = ", ".join(f"{name} {rate:.1f} img/s" for name, rate in self.rates.items())
         return f"precision: auto chose {self.policy} ({rates}; {self.source})"
 

@@ -247,10 +247,10 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
     """Train (or resume) one model; returns (model, history rows)."""
     jit = choose_xla(cfg.train.xla)
     strategy = choose_strategy()  # first: logical CPU replicas must be set before any TF op runs
-    choice = choose_precision(cfg, data.num_classes, jit)
-    print(choice.line(), flush=True)
-    policy = choice.policy
-    keras.mixed_precision.set_global_policy(policy)
+    choice = None if state else choose_precision(cfg, data.num_classes, jit)  # a resumed model keeps its own
+    if choice:
+        print(choice.line(), flush=True)
+        keras.mixed_precision.set_global_policy(choice.policy)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     first_epoch = state["epochs_done"] if state else 0
     with strategy.scope():
@@ -260,6 +260,7 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
         else:
             model = build_model(cfg.model, data.num_classes, cfg.train.crop)
             compile_model(model, cfg, data.num_classes, jit)
+    choice = choice or precision.PrecisionChoice(model.dtype_policy.name, "checkpoint")
     steps = steps_per_epoch(data, cfg.train.batch_size)
     train_batches = train_dataset(
         data, cfg.augment, cfg.train.crop, cfg.train.batch_size, cfg.train.seed,
