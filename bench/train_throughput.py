@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from rounds import cpu_model, median_rate, run_round
+from rounds import cpu_model, median_rate, run_round, without_verdicts
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results" / "train_throughput.json"
@@ -304,6 +304,7 @@ def main(argv=None) -> None:
         **summary,
         "rounds": [{k: v for k, v in one.items()} for one in rounds],
     }
+    report = without_verdicts(report) if args.quick else report
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nwrote {args.output}")
