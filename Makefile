@@ -67,6 +67,8 @@ bench: setup
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/input_pipeline.py
+	$(BIN)/python bench/epoch_time.py
+	$(BIN)/python bench/lrn.py
 
 clean:
 	rm -rf $(VENV)

@@ -1,14 +1,21 @@
 """Training throughput: the Keras AlexNet against its PyTorch twin (bench/torch_alexnet.py), side by side.
 
 Synthetic in-memory batches, full training steps (forward + backward + update) after warm-up, both sides
-at the same thread count. float32 and each side's best mixed precision (Keras mixed_bfloat16, torch
-bfloat16 autocast). The machine may be shared, so keras and torch runs alternate over several rounds and
-each configuration keeps its best round (median step time within a round). Each run is its own
-subprocess, so the two runtimes' thread pools never share a process. Torch gets its best layout:
-channels_last, the same LRN formulation as Keras, both tower formulations (grouped conv and split), eager
-and torch.compile'd (inductor). Ratios are given against torch's best eager and best compiled runs.
+at the same thread count, each run in its own subprocess (the runtimes' thread pools never share one).
+float32 and each side's mixed precision (Keras mixed_bfloat16, torch bfloat16 autocast). Torch gets
+every layout: channels_last, the Keras LRN formulation, towers as a grouped conv or split convs, eager
+and torch.compile'd (inductor).
 
-    python bench/train_throughput.py --quick
+Every configuration runs once per round, rounds interleaved; its rate is the median over rounds of each
+round's median step. A round is repeated (at most 3 more times) while other processes keep more than 1.5
+cores busy (bench/rounds.py); each round's loads are in the JSON. Reported:
+- the headline: Keras in its faster precision against the fastest torch configuration in its faster one;
+- the paper net's rate as a fraction of the same net without LRN (Keras, each precision);
+- `precision: auto` (alexnet.precision, timed in each round on a fresh cache): its choice, and how far
+  the chosen policy's rate falls below the faster one's.
+
+    python bench/train_throughput.py            # full: 3 rounds of 3 warm-up + 10 timed steps
+    python bench/train_throughput.py --quick    # smoke test; its JSON says "quick": true
 """
 
 from __future__ import annotations
@@ -23,11 +30,14 @@ import sys
 import time
 from pathlib import Path
 
+from rounds import cpu_model, median_rate, run_round, without_verdicts
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results" / "train_throughput.json"
 RESULT_PREFIX = "RESULT "
-TORCH_VARIANTS = ("groups", "split", "split+compile")
+TORCH_VARIANTS = ("groups", "split", "groups+compile", "split+compile")
 KERAS_PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+REVERSE_PRECISIONS = {policy: name for name, policy in KERAS_PRECISIONS.items()}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -41,10 +51,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="interleaved rounds; each config keeps its best"
-    )
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 2 warm-up and 3 timed steps")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is kept")
+    parser.add_argument("--max-load", type=float, default=1.5, help="repeat a round when others use more")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 1 round, 1 warm-up + 2 timed steps, "
+                        "64 px; marked quick in the JSON, never for the README")  # fmt: skip
     parser.add_argument(
         "--precisions", nargs="+", choices=tuple(KERAS_PRECISIONS), default=["float32", "bfloat16"]
     )
@@ -61,7 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--variant", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.warmup, args.steps, args.rounds = 2, 3, 2
+        args.warmup, args.steps, args.rounds, args.size, args.batch = 1, 2, 1, 64, 16
+        args.max_load = float("inf")  # loads are recorded, busy rounds not repeated
     return args
 
 
@@ -87,33 +98,42 @@ def keras_worker(args) -> dict:
     from alexnet.model import build_model
     from alexnet.optimizer import PaperSGD
 
-    keras.mixed_precision.set_global_policy(KERAS_PRECISIONS[args.precision])
     keras.utils.set_random_seed(0)
     paper = ModelConfig(
         architecture="alexnet",
         towers=args.towers,
         activation="relu",
         dropout=0.5,
-        lrn=True,
+        lrn=args.variant != "no LRN",
         lrn_alpha_over_n=False,
         pooling="overlapping",
         init="paper",
         width=1.0,
         fc_units=4096,
     )
-    model = build_model(paper, args.classes, args.size)
-    model.compile(
-        optimizer=PaperSGD(learning_rate=0.01, momentum=0.9, weight_decay=0.0005),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
+
+    def build():
+        model = build_model(paper, args.classes, args.size)
+        model.compile(
+            optimizer=PaperSGD(learning_rate=0.01, momentum=0.9, weight_decay=0.0005),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        return model
+
+    version = f"keras {keras.__version__} tf {tf.__version__}"
+    if args.variant == "auto":  # what `precision: auto` would choose here, timed as training does
+        from alexnet import precision
+
+        rates = precision.time_policies(build, precision.CPU_CANDIDATES, (args.size, args.size, 3),
+                                        args.classes, args.batch)  # fmt: skip
+        return {"params": 0, "times": [], "auto_rates": rates, "version": version,
+                "auto_choice": max(rates, key=rates.get)}  # fmt: skip
+    keras.mixed_precision.set_global_policy(KERAS_PRECISIONS[args.precision])
+    model = build()
     images = tf.random.normal((args.batch, args.size, args.size, 3))
     labels = tf.random.uniform((args.batch,), 0, args.classes, dtype=tf.int32)
     times = time_steps(lambda: model.train_on_batch(images, labels), args.warmup, args.steps)
-    return {
-        "params": model.count_params(),
-        "times": times,
-        "version": f"keras {keras.__version__} tf {tf.__version__}",
-    }
+    return {"params": model.count_params(), "times": times, "version": version}
 
 
 def torch_worker(args) -> dict:
@@ -152,29 +172,11 @@ def torch_worker(args) -> dict:
 
 def measure(args, framework: str, precision: str, variant: str = "") -> dict:
     command = [
-        sys.executable,
-        __file__,
-        "--worker",
-        framework,
-        "--precision",
-        precision,
-        "--variant",
-        variant,
-        "--batch",
-        str(args.batch),
-        "--size",
-        str(args.size),
-        "--classes",
-        str(args.classes),
-        "--towers",
-        str(args.towers),
-        "--threads",
-        str(args.threads),
-        "--warmup",
-        str(args.warmup),
-        "--steps",
-        str(args.steps),
-    ]
+        sys.executable, __file__, "--worker", framework, "--precision", precision, "--variant", variant,
+        "--batch", str(args.batch), "--size", str(args.size), "--classes", str(args.classes),
+        "--towers", str(args.towers), "--threads", str(args.threads), "--warmup", str(args.warmup),
+        "--steps", str(args.steps),
+    ]  # fmt: skip
     env = {
         **os.environ,
         "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -186,23 +188,91 @@ def measure(args, framework: str, precision: str, variant: str = "") -> dict:
     if result.returncode or not lines:
         raise SystemExit(f"{framework} {precision} {variant} failed:\n{result.stderr[-3000:]}")
     raw = json.loads(lines[-1].removeprefix(RESULT_PREFIX))
+    if variant == "auto":
+        print(f"  keras  auto: chose {raw['auto_choice']} ({raw['auto_rates']})", flush=True)
+        return {"framework": framework, "precision": "auto", "variant": "auto", **raw}
     median = statistics.median(raw["times"])
     row = {
         "framework": framework,
         "precision": precision,
-        "variant": variant or "split towers, tf.function",
+        "variant": variant or "paper",
         "params": raw["params"],
         "step_s_median": round(median, 4),
         "step_s_all": [round(t, 4) for t in raw["times"]],
         "images_per_s": round(args.batch / median, 2),
         "version": raw["version"],
     }
-    print(
-        f"  {framework:6} {precision:9} {row['variant']:26} {row['images_per_s']:8.1f} img/s  "
-        f"(load {os.getloadavg()[0]:.1f})",
-        flush=True,
-    )
+    print(f"  {framework:6} {precision:9} {row['variant']:16} {row['images_per_s']:8.1f} img/s", flush=True)
     return row
+
+
+def one_round(args) -> list[dict]:
+    rows = []
+    for precision in args.precisions:
+        rows.append(measure(args, "keras", precision))
+        rows.append(measure(args, "keras", precision, "no LRN"))
+        rows.extend(measure(args, "torch", precision, variant) for variant in args.torch_variants)
+    rows.append(measure(args, "keras", "float32", "auto"))
+    return rows
+
+
+def summarize(args, rounds: list[dict]) -> dict:
+    """Median over rounds per configuration; the headline, LRN and auto figures from those medians."""
+    runs = [row for one in rounds for row in one["rows"] if row["variant"] != "auto"]
+    configs: dict[tuple, dict] = {}
+    for row in runs:
+        key = (row["framework"], row["precision"], row["variant"])
+        entry = configs.setdefault(key, {k: row[k] for k in ("framework", "precision", "variant", "params",
+                                                                 "version")} | {"images_per_s_rounds": []})  # fmt: skip
+        entry["images_per_s_rounds"].append(row["images_per_s"])
+    for entry in configs.values():
+        entry["images_per_s"] = round(median_rate(entry["images_per_s_rounds"]), 2)
+    rate = {key: entry["images_per_s"] for key, entry in configs.items()}
+
+    keras_best = max((key for key in rate if key[0] == "keras" and key[2] == "paper"), key=rate.get)
+    torch_best = max((key for key in rate if key[0] == "torch"), key=rate.get)
+    headline = {"keras": {"precision": keras_best[1], "images_per_s": rate[keras_best]},
+                "torch": {"precision": torch_best[1], "variant": torch_best[2], "images_per_s": rate[torch_best]},
+                "ratio": round(rate[keras_best] / rate[torch_best], 3), "goal": 1.3}  # fmt: skip
+    headline["goal_met"] = headline["ratio"] >= 1.3
+    lrn = {}
+    for precision in args.precisions:
+        with_lrn, without = rate[("keras", precision, "paper")], rate[("keras", precision, "no LRN")]
+        lrn[precision] = {"paper_img_s": with_lrn, "no_lrn_img_s": without,
+                          "fraction_of_no_lrn": round(with_lrn / without, 3),
+                          "lrn_share_of_step": round(1 - with_lrn / without, 3)}  # fmt: skip
+    lrn["goal_share_at_most"] = 0.10
+    lrn["goal_met"] = lrn[keras_best[1]]["lrn_share_of_step"] <= 0.10
+    auto_runs = [row for one in rounds for row in one["rows"] if row["variant"] == "auto"]
+    best_policy_rate = max(rate[("keras", p, "paper")] for p in args.precisions)
+    choices = [row["auto_choice"] for row in auto_runs]
+    shortfalls = [
+        round(1 - rate[("keras", REVERSE_PRECISIONS[choice], "paper")] / best_policy_rate, 3)
+        for choice in choices if REVERSE_PRECISIONS.get(choice) in args.precisions
+    ]  # fmt: skip
+    auto = {"choices": choices, "rates_per_round": [row["auto_rates"] for row in auto_runs],
+            "shortfall_per_round": shortfalls, "worst_shortfall": max(shortfalls, default=None),
+            "goal_shortfall_at_most": 0.05}  # fmt: skip
+    auto["goal_met"] = bool(shortfalls) and max(shortfalls) <= 0.05
+    return {"configs": list(configs.values()), "headline": headline, "lrn": lrn, "auto": auto}
+
+
+def print_tables(args, summary: dict) -> None:
+    rate = {(c["framework"], c["precision"], c["variant"]): c["images_per_s"] for c in summary["configs"]}
+    variants = ["paper", "no LRN"] + list(args.torch_variants)
+    print(f"\nimages/s, median of {args.rounds} rounds\n{'':10}" + "".join(f"{v:>16}" for v in variants))
+    for precision in args.precisions:
+        cells = [rate.get(("keras", precision, v)) or rate.get(("torch", precision, v)) for v in variants]
+        print(f"{precision:10}" + "".join(f"{c:16.1f}" if c else f"{'-':>16}" for c in cells))
+    h, lrn, auto = summary["headline"], summary["lrn"], summary["auto"]
+    print(f"\nheadline: keras {h['keras']['precision']} {h['keras']['images_per_s']:.1f} img/s vs fastest torch "
+          f"({h['torch']['precision']}, {h['torch']['variant']}) {h['torch']['images_per_s']:.1f}: "
+          f"{h['ratio']:.2f}x (goal >= 1.3: {'met' if h['goal_met'] else 'not met'})")
+    for precision in args.precisions:
+        print(f"LRN {precision}: paper net at {lrn[precision]['fraction_of_no_lrn']:.2f} of the no-LRN rate "
+              f"(LRN {lrn[precision]['lrn_share_of_step']:.0%} of the step)")
+    print(f"auto chose {auto['choices']}; worst shortfall {auto['worst_shortfall']} (goal <= 0.05: "
+          f"{'met' if auto['goal_met'] else 'not met'})")  # fmt: skip
 
 
 def main(argv=None) -> None:
@@ -213,59 +283,28 @@ def main(argv=None) -> None:
         return
     print(
         f"batch {args.batch}, {args.size}x{args.size}, {args.threads} threads, {args.rounds} rounds of "
-        f"{args.warmup} warm-up + {args.steps} timed steps per measurement",
+        f"{args.warmup} warm-up + {args.steps} timed steps per measurement" + (" (QUICK)" if args.quick else ""),
         flush=True,
     )
-    runs = []
-    for round_index in range(args.rounds):
-        print(f"round {round_index + 1}", flush=True)
-        for precision in args.precisions:
-            runs.append(measure(args, "keras", precision))
-            runs.extend(measure(args, "torch", precision, variant) for variant in args.torch_variants)
-    rows = []
-    for run in runs:
-        key = (run["framework"], run["precision"], run["variant"])
-        same = [r for r in runs if (r["framework"], r["precision"], r["variant"]) == key]
-        if run is max(same, key=lambda r: r["images_per_s"]):
-            rows.append({**run, "images_per_s_all_rounds": [r["images_per_s"] for r in same]})
-
-    def best(framework, precision, compiled=None):
-        candidates = [r for r in rows if r["framework"] == framework and r["precision"] == precision]
-        if compiled is not None:
-            candidates = [r for r in candidates if r["variant"].endswith("+compile") == compiled]
-        return max(candidates, key=lambda r: r["images_per_s"], default=None)
-
-    ratios = {}
-    header = f"{'precision':10} {'keras':>8} {'torch eager':>12} {'ratio':>7} {'torch compiled':>15} ratio"
-    print(f"\nimages/s (ratio = keras/torch)\n{header}")
-    for precision in args.precisions:
-        keras_ips = best("keras", precision)["images_per_s"]
-        line = f"{precision:10} {keras_ips:8.1f}"
-        for compiled, label in ((False, "eager"), (True, "compiled")):
-            torch_row = best("torch", precision, compiled)
-            if torch_row is None:
-                line += f" {'-':>12} {'-':>7}" if not compiled else f" {'-':>15} {'-':>7}"
-                continue
-            ratio = round(keras_ips / torch_row["images_per_s"], 3)
-            ratios[f"{precision}_vs_torch_{label}"] = ratio
-            width = 15 if compiled else 12
-            line += f" {torch_row['images_per_s']:{width}.1f} {ratio:6.2f}x"
-        print(line)
-
+    started = time.perf_counter()
+    rounds = [
+        run_round(lambda: one_round(args), f"round {index + 1}", args.max_load) for index in range(args.rounds)
+    ]
+    summary = summarize(args, rounds)
+    print_tables(args, summary)
     report = {
+        "quick": args.quick,
+        "full_protocol": not args.quick and args.rounds >= 3 and args.steps >= 10,
         "settings": {
             k: v for k, v in vars(args).items() if k not in ("worker", "precision", "variant", "output")
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "load_average_at_end": os.getloadavg(),
-        },
-        "results": rows,
-        "all_runs": runs,
-        "keras_over_torch": ratios,
+        "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "platform": platform.platform(),
+                    "python": platform.python_version()},  # fmt: skip
+        "seconds": round(time.perf_counter() - started, 1),
+        **summary,
+        "rounds": [{k: v for k, v in one.items()} for one in rounds],
     }
+    report = without_verdicts(report) if args.quick else report
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nwrote {args.output}")

@@ -167,6 +167,20 @@ def test_evaluate_run_writes_metrics_confusion_and_figures(prepared):
             assert np.asarray(image.convert("L")).std() > 10, f"{name} looks blank"
 
 
+def test_only_the_figure_seeds_draw_fig4_and_every_seed_keeps_its_metrics(prepared):
+    cfg, data, root = prepared
+    model_file = root / "model.keras"
+    build_model(cfg.model, data.num_classes, cfg.train.crop).save(model_file)
+    other_seed = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": 7})})
+    assert cfg.train.seed in cfg.evaluate.figure_seeds and 7 not in cfg.evaluate.figure_seeds
+    report_dir = root / "report-seed7"
+    results = evaluate_run(other_seed, data, model_file, report_dir)
+    assert json.loads((report_dir / "metrics.json").read_text()) == results
+    assert {"top1_error", "top5_error", "val_images"} <= set(results)
+    drawn = sorted(path.name for path in (report_dir / "figures").iterdir())
+    assert drawn == ["confusion.png", "conv1_kernels.png"]  # cheap ones stay; no pass over the train split
+
+
 def test_load_model_refuses_a_lambda_layer(tmp_path):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(lambda x: x * 2)])
     model.save(tmp_path / "lambda.keras")

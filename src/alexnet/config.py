@@ -110,6 +110,7 @@ class EvaluateConfig(Section):
     ten_crop: bool
     top_k: Annotated[int, Field(ge=1, le=10)]
     figure_images: Annotated[int, Field(ge=1, le=64)]
+    figure_seeds: list[Annotated[int, Field(ge=0)]]
 
 
 class Figure1Config(Section):

@@ -175,6 +175,12 @@ def prediction_figures(model, cfg, data, predictions: Predictions, figure_dir: P
     figures.nearest_neighbours(queries + mean_crop, neighbours, figure_dir / "nearest_neighbours.png")
 
 
+def draws_prediction_figures(cfg) -> bool:
+    """Fig. 4 costs an inference pass over the train split; one seed per variant (evaluate.figure_seeds)
+    draws it, every seed gets every metric."""
+    return cfg.train.seed in cfg.evaluate.figure_seeds
+
+
 def evaluate_run(cfg, data, model_file: Path, report_dir: Path) -> dict[str, float]:
     """Evaluate one model on the val split: metrics.json, confusion.csv, per_class.csv, figures/."""
     from alexnet import figures
@@ -192,7 +198,8 @@ def evaluate_run(cfg, data, model_file: Path, report_dir: Path) -> dict[str, flo
     figure_dir.mkdir(exist_ok=True)
     figures.confusion(matrix, names, figure_dir / "confusion.png")
     figures.conv1_kernels(model, cfg.model.towers, figure_dir / "conv1_kernels.png")
-    prediction_figures(model, cfg, data, predictions, figure_dir)
+    if draws_prediction_figures(cfg):
+        prediction_figures(model, cfg, data, predictions, figure_dir)
     results["per_class_accuracy_min"] = float(per_class_accuracy(matrix).min())
     (report_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
     return results

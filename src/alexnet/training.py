@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet import parallel
+from alexnet import parallel, precision
 from alexnet.backend import require
 from alexnet.config import Config, flatten
 from alexnet.data.input import PreparedData, eval_dataset, steps_per_epoch, train_dataset
@@ -40,21 +40,18 @@ def has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+def choose_precision(cfg: Config, num_classes: int, jit: bool) -> precision.PrecisionChoice:
+    """train.precision, or for `auto` the faster policy for this model, timed here (alexnet.precision)."""
 
+    def build():
+        model = build_model(cfg.model, num_classes, cfg.train.crop)
+        compile_model(model, cfg, num_classes, jit)
+        return model
 
-def choose_precision(setting: str) -> str:
-    """`auto`: mixed_float16 (with loss scaling) on GPU, mixed_bfloat16 on a bf16 CPU, else float32."""
-    if setting != "auto":
-        return setting
-    if has_gpu():
-        return "mixed_float16"
-    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+    return precision.choose(
+        cfg.train.precision, build, (cfg.train.crop, cfg.train.crop, 3), num_classes, cfg.train.batch_size,
+        Path(cfg.data.cache_dir), {**cfg.model.model_dump(), "jit": jit, "optimizer": cfg.train.optimizer},
+    )  # fmt: skip
 
 
 def choose_xla(setting: str | bool) -> bool:
@@ -261,11 +258,19 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
     if backend == "jax":
         with contextlib.suppress(RuntimeError):
             tf.config.set_visible_devices([], "GPU")  # tf.data only feeds batches: the GPU is JAX's
-    policy = choose_precision(cfg.train.precision)
-    keras.mixed_precision.set_global_policy(policy)
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
     jit = choose_xla(cfg.train.xla)
+    # before any TF op: logical CPU replicas (ALEXNET_CPU_REPLICAS) must be set while TF is uninitialised
     strategy = choose_strategy() if backend == "tensorflow" else tf.distribute.get_strategy()
+    if cluster.processes > 1 and cfg.train.precision == "auto":
+        raise ValueError(
+            "params.yaml: train.precision: auto times each process on its own and they could disagree; "
+            "set it explicitly for multi-process training (e.g. -S train.precision=mixed_bfloat16)"
+        )
+    choice = None if state else choose_precision(cfg, data.num_classes, jit)  # a resumed model keeps its own
+    if choice:
+        print(choice.line(), flush=True)
+        keras.mixed_precision.set_global_policy(choice.policy)
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
     first_epoch = state["epochs_done"] if state else 0
     with strategy.scope():
         if state:
@@ -274,6 +279,7 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
         else:
             model = build_model(cfg.model, data.num_classes, cfg.train.crop)
             compile_model(model, cfg, data.num_classes, jit)
+    choice = choice or precision.PrecisionChoice(model.dtype_policy.name, "checkpoint")
     steps = steps_per_epoch(data, cfg.train.batch_size)
     parallel.per_process_batch(cfg.train.batch_size, cluster)  # a clear error before any work
     train_batches = train_dataset(
@@ -289,8 +295,10 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
     )
     recorder = EpochRecorder(run, steps * cfg.train.batch_size, schedule, tracker, rows)
     distribution = type(strategy).__name__ if backend == "tensorflow" else cluster.name
-    tracker.set_tags({"backend": backend, "precision": policy, "xla": str(jit), "strategy": distribution,
+    tracker.set_tags({**choice.tags(), "backend": backend, "xla": str(jit), "strategy": distribution,
                       "processes": str(cluster.processes)})  # fmt: skip
+    if choice.rates:
+        tracker.log_metrics(choice.metrics())
     model.fit(
         train_batches,
         epochs=cfg.train.epochs,

@@ -1,4 +1,5 @@
-"""Local response normalization (paper, Sec. 3.3) as a Keras layer, in keras.ops only."""
+"""Local response normalization (paper, Sec. 3.3) as a Keras layer: keras.ops on every backend, and on
+TensorFlow a form with a hand-written gradient that is ~1.5x cheaper to train (lrn_tensorflow.py)."""
 
 from __future__ import annotations
 
@@ -53,8 +54,21 @@ class LocalResponseNormalization(keras.layers.Layer):
         self._window = (near & (group[:, None] == group[None, :])).astype("float32")
 
     def call(self, inputs):
+        if keras.backend.backend() == "tensorflow":
+            from alexnet.model.lrn_tensorflow import local_response_normalization
+
+            return local_response_normalization(
+                inputs, self.depth, self.k, self._alpha(), self.beta, self.groups
+            )
+        return self.call_ops(inputs)
+
+    def _alpha(self) -> float:
+        return self.alpha / self.depth if self.alpha_over_n else self.alpha
+
+    def call_ops(self, inputs):
+        """The backend-neutral form (keras.ops, autodiff gradient)."""
         x = ops.cast(inputs, "float32")
-        alpha = self.alpha / self.depth if self.alpha_over_n else self.alpha
+        alpha = self._alpha()
         square_sum = ops.matmul(ops.square(x), ops.convert_to_tensor(self._window))
         denominator = self.k + alpha * square_sum
         if self.beta == 0.75:

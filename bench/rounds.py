@@ -1,0 +1,82 @@
+"""What the benchmarks share: interleaved rounds, the load beside each, a round repeated on a busy machine.
+
+The 1-minute load average counts this benchmark's own threads too (about --threads while a step runs), so
+the test for "the machine was busy" is the CPU the *other* processes used during the round, from
+/proc/stat less this process's and its children's CPU time: in cores, like a load average.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+MAX_OTHER_LOAD = 1.5
+MAX_REPEATS = 3
+
+
+def _busy_seconds() -> float | None:
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()[1:]
+    except OSError:
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(value) for value in fields[:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def run_round(measure: Callable[[], list[dict]], label: str, max_load: float = MAX_OTHER_LOAD,
+              max_repeats: int = MAX_REPEATS) -> dict:  # fmt: skip
+    """Run `measure()` (one interleaved round); repeat it, at most `max_repeats` times more, while other
+    processes kept more than `max_load` cores busy. Returns the last attempt with its loads."""
+    attempts = []
+    for attempt in range(max_repeats + 1):
+        load_before = os.getloadavg()[0]
+        busy, own, started = _busy_seconds(), _own_seconds(), time.perf_counter()
+        rows = measure()
+        elapsed = time.perf_counter() - started
+        other = None
+        if busy is not None:
+            other = max(0.0, (_busy_seconds() - busy) - (_own_seconds() - own)) / elapsed
+        loads = {"load_1min_before": round(load_before, 2), "load_1min_after": round(os.getloadavg()[0], 2),
+                 "other_load": None if other is None else round(other, 2)}  # fmt: skip
+        attempts.append(loads)
+        busy_machine = (other if other is not None else loads["load_1min_after"]) > max_load
+        again = " - busy, repeating the round" if busy_machine and attempt < max_repeats else ""
+        print(f"{label}: other processes' load {loads['other_load']}, 1-min load {loads['load_1min_after']}{again}",
+              flush=True)  # fmt: skip
+        if not busy_machine:
+            break
+    return {"rows": rows, **loads, "busy": busy_machine, "attempts": attempts}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def median_rate(rates: list[float]) -> float:
+    return statistics.median(rates) if rates else 0.0
+
+
+def without_verdicts(report):
+    """A --quick run judges nothing: every goal_met becomes None (its JSON also says "quick": true)."""
+    if isinstance(report, dict):
+        return {key: None if key == "goal_met" else without_verdicts(value) for key, value in report.items()}
+    if isinstance(report, list):
+        return [without_verdicts(value) for value in report]
+    return report
