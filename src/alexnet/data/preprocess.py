@@ -23,8 +23,7 @@ import numpy as np
 
 from alexnet.config import PreprocessConfig
 from alexnet.data.progress import progress_bar
-
-SPLITS = ("train", "val")
+from alexnet.data.sources import SPLITS
 COVARIANCE_STRIDE = 4
 
 
