@@ -237,7 +237,7 @@ def test_model_round_trips_through_keras_file(model_config, tmp_path):
 
 def test_builds_and_trains_under_jax_backend(raw_params):
     env = {**os.environ, "KERAS_BACKEND": "jax"}
-    if subprocess.run([sys.executable, "-c", "import jax"], env=env, capture_output=True).returncode:
+    if subprocess.run([sys.executable, "-c", "import jax"], env=env, capture_output=True, timeout=120).returncode:
         pytest.skip("jax is not importable")
     script = textwrap.dedent(
         f"""

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 
 import pytest
-from pipeline_copy import dvc, project_copy, small_params
+from pipeline_copy import dvc, dvc_queue, project_copy, small_params
 
 
 def one_variant(params):
     small_params(params)
     params["ablations"]["run"] = ["baseline"]
-
-
-def _wait_for_queue(project, timeout: float = 900) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = dvc(project, "queue", "status")
-        if "Queued" not in status and "Running" not in status:
-            return status
-        time.sleep(5)
-    raise AssertionError(f"queue did not finish in {timeout}s:\n{status}")
 
 
 @pytest.mark.slow
@@ -31,9 +20,9 @@ def test_two_queued_experiments_land_in_exp_show_and_the_project_store(tmp_path)
     dvc(project, "repro")
     dvc(project, "exp", "run", "--queue", "-n", "drop-a", "-S", "model.dropout=0.3")
     dvc(project, "exp", "run", "--queue", "-n", "drop-b", "-S", "model.dropout=0.1")
-    dvc(project, "queue", "start")
-    status = _wait_for_queue(project)
-    assert "Failed" not in status, dvc(project, "queue", "logs", "drop-a") + status
+    with dvc_queue(project) as wait:
+        status = wait()
+        assert "Failed" not in status, dvc(project, "queue", "logs", "drop-a", timeout=120) + status
 
     shown = json.loads(dvc(project, "exp", "show", "--json"))
     names = {experiment.get("name") for commit in shown for experiment in (commit.get("experiments") or [])}
@@ -54,8 +43,8 @@ def test_queued_sweep_lands_in_the_report(tmp_path):
     project = project_copy(tmp_path / "project", one_variant)
     dvc(project, "repro")
     dvc(project, "exp", "run", "--queue", "-n", "sweep-lr", "-S", "train.learning_rate=0.02")
-    dvc(project, "queue", "start")
-    status = _wait_for_queue(project)
+    with dvc_queue(project) as wait:
+        status = wait()
     assert "Failed" not in status, status
     dvc(project, "exp", "apply", "sweep-lr")
     report = (project / "reports" / "ablations.md").read_text()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -14,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from pipeline_copy import BIN, dvc, environment, project_copy, small_params
+from pipeline_copy import BIN, dvc, environment, free_ports, project_copy, small_params, stop_group
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
@@ -24,12 +22,6 @@ CHROMIUM_FLAGS = [
 
 
 SCREENSHOTS = Path(os.environ.get("ALEXNET_SCREENSHOTS", tempfile.gettempdir()))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(url: str, timeout: float = 90) -> None:
@@ -55,7 +47,7 @@ def test_ui_lists_the_study_runs_and_shows_the_figures(tmp_path):
         (baseline_id,) = db.execute(
             "select run_uuid from runs where name = 'baseline-s0' and lifecycle_stage = 'active'"
         ).fetchone()
-    port = free_port()
+    (port,) = free_ports()
     # Its own session: `mlflow ui` forks workers and job consumers, and all of them must stop with it.
     ui = subprocess.Popen([str(BIN / "alexnet"), "ui", "--port", str(port)], cwd=project, env=environment(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
@@ -79,8 +71,7 @@ def test_ui_lists_the_study_runs_and_shows_the_figures(tmp_path):
             artifacts_page = page.content()
             browser.close()
     finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        ui.wait(timeout=30)
+        stop_group(ui)
     for run_name in ("study-alexnet", "baseline-s0", "no_lrn-s0"):
         assert run_name in runs_page, f"{run_name} is not on the runs page"
     for figure in ("top5_predictions.png", "nearest_neighbours.png", "confusion.png"):
