@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run run-synthetic test test-all lint ui bench clean
+.PHONY: setup run run-synthetic test test-slow test-all lint ui bench clean
 
 setup: $(VENV)/.installed
 
@@ -43,6 +43,10 @@ run-synthetic: setup
 ## test: the fast suite (slow tests deselected)
 test: setup
 	$(BIN)/python -m pytest -m "not slow" -q
+
+## test-slow: only the slow tests (killed stages, queued workers, servers, real data); .ci/run runs it after test
+test-slow: setup
+	$(BIN)/python -m pytest -m slow -q -rs --durations=0
 
 test-all: setup
 	$(BIN)/python -m pytest -q
