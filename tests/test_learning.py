@@ -12,8 +12,8 @@ from pipeline_copy import read_params
 
 from alexnet.config import TrackingConfig, parse
 
-# The synthetic profile (profiles/synthetic.params, 8 epochs) reached at most 3% val top-1 error over
-# seeds 0-4; 10% leaves room for thread-order noise on a loaded machine and still fails far from chance.
+# The synthetic profile (profiles/synthetic.params, 8 epochs) ended at 5.6%, 2.8% and 1.1% val top-1 error
+# for seeds 0, 1, 2 (2 loaded CPU cores); 10% leaves room for thread-order noise, far from 83% chance.
 SYNTHETIC_VAL_ERROR_BOUND = 0.10
 REAL_VAL_ACCURACY_BOUND = 0.85
 
@@ -43,7 +43,7 @@ def _ingest_and_preprocess(cfg, root):
 def test_synthetic_profile_reaches_the_val_error_bound(tmp_path):
     raw = read_params()
     raw["data"]["cache_dir"] = str(tmp_path / "cache")
-    cfg = parse(raw, variant="baseline", seed=int(os.environ.get("ALEXNET_LEARNING_SEED", "0")))
+    cfg = parse(raw, variant="baseline", seed=0)
     rows = _train(cfg, _ingest_and_preprocess(cfg, tmp_path), tmp_path / "run")
     print("val top-1 error by epoch:", [round(row["val_top1_error"], 3) for row in rows])
     assert len(rows) == cfg.train.epochs
