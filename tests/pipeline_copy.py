@@ -161,7 +161,6 @@ def dvc_queue(project: Path, workers: int = 1, timeout: float = 1200):
     """`dvc queue start -j WORKERS`, yielding a wait() that returns `dvc queue status` once nothing is
     queued or running (AssertionError after `timeout` s). On exit, always: `dvc queue stop --kill`, then
     SIGKILL for any process still working in the project (a queue worker that never exited)."""
-    dvc(project, "queue", "start", "-j", str(workers), timeout=120)
 
     def wait() -> str:
         deadline = time.monotonic() + timeout
@@ -174,6 +173,7 @@ def dvc_queue(project: Path, workers: int = 1, timeout: float = 1200):
             time.sleep(5)
 
     try:
+        dvc(project, "queue", "start", "-j", str(workers), timeout=120)
         yield wait
     finally:
         with contextlib.suppress(AssertionError):
