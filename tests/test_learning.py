@@ -5,8 +5,6 @@ Chance is 1 - 1/classes (83% error on the synthetic profile's 6 classes, 50% on 
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from pipeline_copy import read_params
 
@@ -50,7 +48,9 @@ def test_synthetic_profile_reaches_the_val_error_bound(tmp_path):
     assert rows[-1]["val_top1_error"] <= SYNTHETIC_VAL_ERROR_BOUND, rows[-1]
 
 
-# Two Imagenette classes far apart in colour and layout (a fish held up vs a canopy in the sky).
+# Two Imagenette classes far apart in colour and layout (a fish held up vs a canopy in the sky). Measured:
+# 94% val accuracy after 12 epochs (from epoch 6 on above 91%), about 30 s of training on 2 cores; slow
+# only because ingest unpacks the whole 130 MB archive and `make test` keeps its few-minute budget.
 REAL_CLASSES = ["n01440764", "n03888257"]  # tench, parachute
 
 
@@ -65,7 +65,7 @@ def test_two_real_imagenette_classes_at_64px_reach_85_percent(tmp_path, imagenet
     )  # fmt: skip
     raw["preprocess"].update(size=72, shards=2)
     raw["model"].update(width=0.25, fc_units=256)
-    raw["train"].update(crop=64, batch_size=32, epochs=int(os.environ.get("ALEXNET_REAL_EPOCHS", "6")))
+    raw["train"].update(crop=64, batch_size=32, epochs=12, lr_patience=2)
     cfg = parse(raw, variant="baseline", seed=0)
     rows = _train(cfg, _ingest_and_preprocess(cfg, tmp_path), tmp_path / "run")
     print("val top-1 error by epoch:", [round(row["val_top1_error"], 3) for row in rows])
