@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run run-synthetic test test-all lint ui bench clean
+.PHONY: setup run run-synthetic test test-slow test-all lint ui bench clean
 
 setup: $(VENV)/.installed
 
@@ -36,10 +36,8 @@ endif
 	@echo "MLflow:  make ui, then open http://127.0.0.1:5000"
 
 ## run-synthetic: the whole pipeline offline in about two minutes, on generated images and a small net
-SYNTHETIC_PROFILE = -S data.source=synthetic -S data.classes=6 -S data.train_per_class=120 -S data.val_per_class=30 \
-	-S preprocess.size=64 -S preprocess.shards=2 -S model.width=0.25 -S model.fc_units=256 \
-	-S train.crop=56 -S train.batch_size=32 -S train.epochs=8 -S train.lr_patience=2 \
-	-S figure1.epochs=8 -S 'figure1.learning_rates=[0.01,0.03]'
+## (the overrides in profiles/synthetic.params, one `dvc exp run -S` per line; the tests use the same file)
+SYNTHETIC_PROFILE = $(foreach override,$(shell grep -E '^[a-z]' profiles/synthetic.params),-S '$(override)')
 run-synthetic: setup
 	@[ -d .git ] || git init --quiet
 	$(BIN)/dvc exp run -n synthetic $(SYNTHETIC_PROFILE)
@@ -51,6 +49,10 @@ run-synthetic: setup
 ## test: the fast suite (slow tests deselected)
 test: setup
 	$(BIN)/python -m pytest -m "not slow" -q
+
+## test-slow: only the slow tests (killed stages, queued workers, servers, real data); .ci/run runs it after test
+test-slow: setup
+	$(BIN)/python -m pytest -m slow -q -rs --durations=0
 
 test-all: setup
 	$(BIN)/python -m pytest -q

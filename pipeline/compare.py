@@ -1,28 +1,35 @@
-"""DVC stage `compare`: the ablation table, paper-claim verdicts and curves -> reports/; MLflow parent run."""
+"""DVC stage `compare`: the ablation table, paper-claim verdicts and curves -> --out; MLflow parent run."""
 
 import json
-from pathlib import Path
 
-from alexnet.cli import stage_main
 from alexnet.config import load
 from alexnet.reports import build_report, collect_runs
+from alexnet.stage import stage_arguments, stage_main
 from alexnet.tracking import Tracker, best_baseline, tracked_run
+
+PATHS = {
+    "models": "parent folder of the runs' model folders (run.json)",
+    "runs": "parent folder of the runs' report folders (metrics.json, history.csv)",
+    "figure1": "the figure1 stage's folder (figure1.json, figure1.png)",
+    "out": "folder for ablations.md/.json and curves",
+}
 
 
 def main() -> None:
+    args = stage_arguments(__doc__, PATHS)
     cfg = load()
-    runs = collect_runs(Path("reports/runs"), Path("models"))
-    figure1_file = Path("reports/figure1/figure1.json")
+    runs = collect_runs(args.models, args.runs)
+    figure1_file = args.figure1 / "figure1.json"
     figure1 = json.loads(figure1_file.read_text()) if figure1_file.is_file() else None
     tracker = Tracker(cfg.tracking).connect()
-    report = build_report(cfg, runs, Path("reports"), figure1, tracked=tracker.variant_runs())
+    report = build_report(cfg, runs, args.out, figure1, tracked=tracker.variant_runs())
     study = cfg.tracking.experiment
     tags = {"study": study, "dvc_stage": "compare", "kind": "study"}
     with tracked_run(tracker, f"study-{study}", tags, resume_run_id=None):
         tracker.link_children(tracker.run_id, [run.mlflow_run_id for run in runs if run.mlflow_run_id], study)
         tracker.log_metrics(report.flat_metrics())
         tracker.share_study_view()
-        for path in [*report.files, Path("reports/figure1/figure1.png")]:
+        for path in [*report.files, args.figure1 / "figure1.png"]:
             tracker.log_artifact(path, "report")
     champion = best_baseline(runs)
     if champion:

@@ -1,35 +1,39 @@
-"""DVC stage `evaluate@VARIANT-SEED`: top-1/top-5 (centre, 10-crop), confusion, figures -> reports/runs/."""
-
-import json
-from pathlib import Path
+"""DVC stage `evaluate@VARIANT-SEED`: top-1/top-5 (centre, 10-crop), confusion, figures -> --reports/VARIANT-sSEED/."""
 
 import alexnet.backend  # noqa: F401  (first: sets KERAS_BACKEND from params.yaml)
-from alexnet.cli import matrix_arguments, stage_main
-from alexnet.config import load, run_name
+from alexnet.config import load
 from alexnet.data.input import load_prepared
 from alexnet.evaluation import evaluate_run
+from alexnet.stage import RunLayout, stage_arguments, stage_main
 from alexnet.tracking import Tracker, run_tags, tracked_run
+
+PATHS = {
+    "prepared": "prepared-data folder",
+    "models": "parent folder of the run's model folder (model.keras, run.json)",
+    "reports": "parent folder of the run's report folder to write",
+}
 
 
 def main() -> None:
-    variant, seed = matrix_arguments(__doc__)
-    cfg = load(variant=variant, seed=seed)
-    name = run_name(variant, seed)
-    model_dir, report_dir = Path("models") / name, Path("reports/runs") / name
-    data = load_prepared(Path("data/prepared"))
-    if not (model_dir / "run.json").is_file():
-        raise FileNotFoundError(f"{model_dir}: no trained model; train it first (dvc repro train@{variant}-{seed})")
-    trained = json.loads((model_dir / "run.json").read_text())
+    args = stage_arguments(__doc__, PATHS, matrix=True)
+    cfg = load(variant=args.variant, seed=args.seed)
+    layout = RunLayout(args.variant, args.seed, args.models, args.reports)
+    data = load_prepared(args.prepared)
+    if not layout.run_file.is_file():
+        raise FileNotFoundError(
+            f"{layout.model_dir}: no trained model; train it first (dvc repro train@{args.variant}-{args.seed})"
+        )
     tracker = Tracker(cfg.tracking).connect()
-    tags = run_tags(variant, seed, data.data_hash, stage="evaluate")
-    with tracked_run(tracker, name, tags, resume_run_id=trained.get("mlflow_run_id")):
-        results = evaluate_run(cfg, data, model_dir / "model.keras", report_dir)
-        tracker.log_evaluation(results, data, report_dir / "history.csv")
+    tags = run_tags(args.variant, args.seed, data.data_hash, stage="evaluate")
+    report_dir = layout.report_dir
+    with tracked_run(tracker, layout.name, tags, resume_run_id=layout.identity().get("mlflow_run_id")):
+        results = evaluate_run(cfg, data, layout.model_file, report_dir)
+        tracker.log_evaluation(results, data, layout.history_file)
         tracker.set_tags({"dvc_stage": "evaluate"})
         tracker.log_artifacts(report_dir / "figures", "figures")
-        tracker.log_artifact(report_dir / "metrics.json")
+        tracker.log_artifact(layout.metrics_file)
         tracker.log_artifact(report_dir / "per_class.csv")
-    print(f"evaluate: {name} top-1 error {results['top1_error']:.3f}; wrote {report_dir}")
+    print(f"evaluate: {layout.name} top-1 error {results['top1_error']:.3f}; wrote {report_dir}")
 
 
 if __name__ == "__main__":

@@ -1,17 +1,16 @@
-"""DVC stage `preprocess`: resized TFRecord shards and train-split stats -> data/prepared/."""
+"""DVC stage `preprocess`: resized TFRecord shards and train-split stats, --raw -> --out."""
 
-from pathlib import Path
-
-from alexnet.cli import stage_main
 from alexnet.config import load
 from alexnet.data.preprocess import preprocess
+from alexnet.stage import stage_arguments, stage_main
 
 
 def main() -> None:
+    args = stage_arguments(__doc__, {"raw": "ingested raw-data folder", "out": "prepared-data folder to write"})
     cfg = load()
-    summary = preprocess(cfg.preprocess, raw_dir=Path("data/raw"), out_dir=Path("data/prepared"))
+    summary = preprocess(cfg.preprocess, raw_dir=args.raw, out_dir=args.out)
     failed = f", {len(summary.failed)} failed to decode (listed in stats.json)" if summary.failed else ""
-    print(f"preprocess: wrote {summary.written} images to data/prepared{failed}")
+    print(f"preprocess: wrote {summary.written} images to {args.out}{failed}")
 
 
 if __name__ == "__main__":

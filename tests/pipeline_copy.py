@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -15,24 +20,27 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-# The small offline profile tests run on (params.yaml's default is the real-data Imagenette profile):
-# generated images, a quarter-width net. `make run-synthetic` passes the same values as `dvc exp run -S`
-# (test_config checks that the two agree). data.synthetic and everything not listed keep params.yaml's values.
-SYNTHETIC_PROFILE = {
-    "data": {"source": "synthetic", "url": None, "sha256": None, "classes": 6, "train_per_class": 120,
-             "val_per_class": 30},
-    "preprocess": {"size": 64, "jpeg_quality": 90, "shards": 2, "workers": 2},
-    "model": {"width": 0.25, "fc_units": 256},
-    "train": {"crop": 56, "batch_size": 32, "epochs": 8, "lr_patience": 2},
-    "figure1": {"epochs": 8, "learning_rates": [0.01, 0.03]},
-    "ablations": {"run": ["baseline", "no_lrn"], "seeds": [0]},
-}  # fmt: skip
+# The small offline profile tests run on (params.yaml's default is the real-data Imagenette profile).
+# It lives in one file, which `make run-synthetic` passes to `dvc exp run -S` line by line.
+PROFILE_FILE = REPO / "profiles" / "synthetic.params"
+
+
+def profile_overrides(path: Path = PROFILE_FILE) -> dict[str, object]:
+    """{'data.source': 'synthetic', ...}: the profile file's KEY=VALUE lines, values parsed as YAML."""
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    pairs = [line.split("=", 1) for line in lines if line and not line.startswith("#")]
+    return {key: yaml.safe_load(value) for key, value in pairs}
 
 
 def synthetic_profile(params: dict) -> dict:
     """Edit a params tree in place to the synthetic profile (offline, minutes on a CPU); returns it."""
-    for section, values in SYNTHETIC_PROFILE.items():
-        params[section].update(copy.deepcopy(values))
+    for dotted, value in profile_overrides().items():
+        *sections, leaf = dotted.split(".")
+        node = params
+        for section in sections:
+            node = node[section]
+        assert leaf in node, f"{PROFILE_FILE}: {dotted} is not a key of params.yaml"
+        node[leaf] = copy.deepcopy(value)
     return params
 
 
@@ -86,23 +94,107 @@ def git(folder: Path, *args: str) -> str:
         "GIT_COMMITTER_EMAIL": "t@t",
     }
     return subprocess.run(
-        ["git", *args], cwd=folder, capture_output=True, text=True, check=True, env={**os.environ, **env}
+        ["git", *args], cwd=folder, capture_output=True, text=True, check=True, env={**os.environ, **env},
+        timeout=120,
     ).stdout
 
 
-def dvc(folder: Path, *args: str, env: dict[str, str] | None = None, timeout: int = 900) -> str:
-    result = subprocess.run(
-        [str(BIN / "dvc"), *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        env=environment(env),
-        timeout=timeout,
-    )
-    output = result.stdout + result.stderr
-    if result.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(args)} failed ({result.returncode}):\n{output[-4000:]}")
+def run_logged(command: list[str], cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """Run `command` to completion, at most `timeout` seconds; return (exit status, stdout + stderr).
+
+    Output goes to a file, never a pipe: a daemon the command leaves behind (`dvc queue start`'s workers)
+    inherits the descriptor, and reading a pipe to its end would wait for that daemon to exit, which
+    is the hang this replaces. The command runs in its own session; on timeout its whole group is killed.
+    """
+    with tempfile.TemporaryFile("w+", errors="replace") as log:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            status = process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(process)
+            log.seek(0)
+            tail = log.read()[-4000:]
+            raise AssertionError(f"{' '.join(command)} did not finish in {timeout:.0f}s:\n{tail}") from None
+        log.seek(0)
+        return status, log.read()
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process group a `start_new_session=True` process leads, then reap the leader."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(30)
+
+
+def stop_group(process: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM the group a `start_new_session=True` process leads; SIGKILL it if it is not gone in `grace` s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(grace)
+    kill_group(process)  # also what the leader's children left behind
+
+
+def free_ports(count: int = 1) -> list[int]:
+    """`count` distinct loopback ports nothing listens on (held open together while picked, so no repeats)."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+
+
+def dvc(folder: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 900) -> str:
+    """`dvc ARGS` in `folder`: its output; an AssertionError with the output tail if it fails or overruns."""
+    status, output = run_logged([str(BIN / "dvc"), *args], folder, environment(env), timeout)
+    if status != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed ({status}):\n{output[-4000:]}")
     return output
+
+
+@contextlib.contextmanager
+def dvc_queue(project: Path, workers: int = 1, timeout: float = 1200):
+    """`dvc queue start -j WORKERS`, yielding a wait() that returns `dvc queue status` once nothing is
+    queued or running (AssertionError after `timeout` s). On exit, always: `dvc queue stop --kill`, then
+    SIGKILL for any process still working in the project (a queue worker that never exited)."""
+
+    def wait() -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = dvc(project, "queue", "status", timeout=120)
+            if "Queued" not in status and "Running" not in status:
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the queue did not finish in {timeout:.0f}s:\n{status}")
+            time.sleep(5)
+
+    try:
+        dvc(project, "queue", "start", "-j", str(workers), timeout=120)
+        yield wait
+    finally:
+        with contextlib.suppress(AssertionError):
+            dvc(project, "queue", "stop", "--kill", timeout=120)
+        _kill_processes_in(project)
+
+
+def _kill_processes_in(folder: Path, grace: float = 10) -> None:
+    """SIGKILL every process whose working directory is inside `folder` (left over by the test that made it)."""
+    folder, deadline = folder.resolve(), time.monotonic() + grace
+    while True:
+        left = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                if Path(os.readlink(proc / "cwd")).is_relative_to(folder):
+                    left.append(int(proc.name))
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(1)  # give `queue stop` a moment to end them itself
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def stages_run(output: str) -> set[str]:

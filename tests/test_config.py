@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_copy import read_params
+from pipeline_copy import profile_overrides, read_params
 
 from alexnet.config import ConfigError, flatten, load, parse
 from alexnet.data import sources
@@ -44,25 +44,44 @@ def test_shipped_default_is_real_imagenette_with_a_known_checksum(repo_root, tmp
     assert fetched == [(known.url, IMAGENETTE_160_SHA256)], "the default is fetched and checked by the known sha256"
 
 
-def test_make_run_synthetic_overrides_give_the_tests_synthetic_profile(repo_root):
-    """The Makefile's `dvc exp run -S` list and pipeline_copy.synthetic_profile are the same profile."""
-    makefile = (repo_root / "Makefile").read_text()
-    block = re.search(r"^SYNTHETIC_PROFILE\s*=((?:.*\\\n)*.*)$", makefile, re.MULTILINE)
-    assert block, "the Makefile defines SYNTHETIC_PROFILE for run-synthetic"
-    overrides = re.findall(r"-S\s+'?([^'\s]+)'?", block.group(1))
-    assert overrides, block.group(0)
-    made = read_params(synthetic=False)
-    for override in overrides:
-        key, value = override.split("=", 1)
-        *sections, leaf = key.split(".")
-        node = made
-        for section in sections:
-            node = node[section]
-        assert leaf in node, f"-S {override}: no such key in params.yaml"
-        node[leaf] = yaml.safe_load(value)
-    assert made == read_params()
-    cfg = parse(made)
+def test_make_run_synthetic_passes_the_profile_file(repo_root):
+    """`make run-synthetic` hands dvc exactly the overrides of profiles/synthetic.params, the tests' profile."""
+    dry = subprocess.run(["make", "-n", "run-synthetic"], cwd=repo_root, capture_output=True, text=True, timeout=60)
+    command = next(line for line in dry.stdout.splitlines() if " exp run " in line)
+    passed = [override.split("=", 1) for override in re.findall(r"-S '([^']+)'", command)]
+    assert {key: yaml.safe_load(value) for key, value in passed} == profile_overrides()
+    cfg = parse(read_params())
     assert cfg.data.source == "synthetic" and cfg.train.crop <= cfg.preprocess.size
+
+
+def test_synthetic_source_alone_ingests_every_generated_class(tmp_path):
+    """`-S data.source=synthetic` alone is enough: data.classes null means all classes."""
+    from alexnet.data.ingest import ingest
+
+    params = read_params(synthetic=False)
+    params["data"].update(source="synthetic", cache_dir=str(tmp_path / "cache"))
+    params["data"]["synthetic"].update(train_per_class=4, val_per_class=2, image_size=32)
+    cfg = parse(params)
+    assert cfg.data.classes is None
+    ingest(cfg.data, tmp_path / "raw", tmp_path / "work", progress=False)
+    classes = yaml.safe_load((tmp_path / "raw" / "classes.json").read_text())
+    assert len(classes) == cfg.data.synthetic.classes
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m.update(architecture="one_weird_trick"), "model.towers: 1 and model.lrn: false"),
+        (lambda m: m.update(architecture="one_weird_trick", towers=1), "model.towers: 1 and model.lrn: false"),
+        (lambda m: m.update(architecture="one_weird_trick", lrn=False), "model.towers: 1 and model.lrn: false"),
+    ],
+)
+def test_one_weird_trick_refuses_towers_and_lrn_it_would_ignore(raw_params, edit, message):
+    edit(raw_params["model"])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse(raw_params)
+    raw_params["model"].update(towers=1, lrn=False)
+    assert parse(raw_params).model.architecture == "one_weird_trick"
 
 
 @pytest.mark.parametrize(
@@ -116,10 +135,11 @@ def test_stage_exits_nonzero_with_one_line(tmp_path, repo_root, raw_params):
     raw_params["model"]["activation"] = "sigmoid"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw_params))
     result = subprocess.run(
-        [sys.executable, str(repo_root / "pipeline" / "ingest.py")],
+        [sys.executable, str(repo_root / "pipeline" / "ingest.py"), "--out", "data/raw"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0

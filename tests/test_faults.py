@@ -12,7 +12,6 @@ import http.server
 import json
 import os
 import random
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -22,39 +21,52 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pipeline_copy import BIN, REPO, dvc, environment, project_copy, small_params, small_raw_data, stages_run
+from pipeline_copy import (
+    BIN,
+    REPO,
+    dvc,
+    dvc_queue,
+    environment,
+    kill_group,
+    project_copy,
+    run_logged,
+    small_params,
+    small_raw_data,
+    stages_run,
+)
 
 from alexnet.data.download import DownloadError, fetch
 
 
 # -- helpers ------------------------------------------------------------------------------------------
 def _start(project: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
-    """A command in its own process group, so one SIGKILL takes DVC and the stage script down together."""
-    return subprocess.Popen(
-        list(args),
-        cwd=project,
-        env=environment(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    """A command in its own process group, so one SIGKILL takes DVC and the stage script down together.
+
+    Its output goes to `process.log` (a file, not a pipe: nothing can block on reading it)."""
+    log = project.parent / f"{project.name}-{time.monotonic_ns()}.log"
+    with log.open("w") as handle:
+        process = subprocess.Popen(
+            list(args), cwd=project, env=environment(env), stdin=subprocess.DEVNULL, stdout=handle,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    process.log = log
+    return process
 
 
 def _kill_when(process: subprocess.Popen, condition, timeout: float = 600, poll: float = 0.02):
     """SIGKILL the process group as soon as `condition()` returns a truthy value; return that value."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        seen = condition()
-        if seen:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(30)
-            return seen
-        if process.poll() is not None:
-            raise AssertionError(f"finished before the fault was injected:\n{process.stdout.read()[-3000:]}")
-        time.sleep(poll)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise AssertionError("the fault point was never reached")
+    try:
+        while time.monotonic() < deadline:
+            seen = condition()
+            if seen:
+                return seen
+            if process.poll() is not None:
+                raise AssertionError(f"finished before the fault was injected:\n{process.log.read_text()[-3000:]}")
+            time.sleep(poll)
+        raise AssertionError(f"the fault point was never reached in {timeout}s:\n{process.log.read_text()[-3000:]}")
+    finally:
+        kill_group(process)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -240,14 +252,9 @@ def test_parallel_queue_workers_share_one_sqlite_store_without_losing_a_run(tmp_
     names = ["par-a", "par-b", "par-c"]
     for index, name in enumerate(names):
         dvc(project, "exp", "run", "--queue", "-n", name, "-S", f"model.dropout=0.{index + 1}")
-    dvc(project, "queue", "start", "-j", "2")
-    deadline = time.monotonic() + 1500
-    while time.monotonic() < deadline:
-        status = dvc(project, "queue", "status")
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(5)
-    logs = "".join(dvc(project, "queue", "logs", name) for name in names)
+    with dvc_queue(project, workers=2, timeout=1500) as wait:
+        status = wait()
+        logs = "".join(dvc(project, "queue", "logs", name, timeout=120) for name in names)
     assert "Failed" not in status, status + logs[-4000:]
     assert "database is locked" not in logs.lower() and "tracking: mlflow store" not in logs.lower(), logs[-4000:]
     with sqlite3.connect(project / "mlflow.db") as db:
@@ -276,15 +283,11 @@ def test_unreachable_tracking_server(tmp_path, policy):
     dvc(project, "repro", "preprocess")
     env = environment({"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{_closed_port()}"})
     started = time.monotonic()
-    result = subprocess.run(
-        [str(BIN / "dvc"), "repro", "train@baseline-0"], cwd=project, env=env, capture_output=True, text=True,
-        timeout=900,
-    )  # fmt: skip
+    status, output = run_logged([str(BIN / "dvc"), "repro", "train@baseline-0"], project, env, timeout=900)
     elapsed = time.monotonic() - started
-    output = result.stdout + result.stderr
     complaints = [line for line in output.splitlines() if "tracking: MLflow store" in line]
     if policy == "warn":
-        assert result.returncode == 0, output[-3000:]
+        assert status == 0, output[-3000:]
         assert len(complaints) == 1, output[-3000:]
         assert "cannot connect" in complaints[0] and "training continues" in complaints[0]
         assert (project / "models/baseline-s0/model.keras").stat().st_size > 0
@@ -293,7 +296,7 @@ def test_unreachable_tracking_server(tmp_path, policy):
         assert "Traceback" not in output
         assert dvc(project, "status", "train@baseline-0").strip().endswith("up to date.")
     else:
-        assert result.returncode != 0
+        assert status != 0
         assert len(complaints) == 1 and "cannot connect" in complaints[0], output[-3000:]
         assert "tracking.on_failure: warn" in complaints[0], "the message names the way out"
         assert "Traceback" not in output, output[-3000:]
@@ -344,19 +347,22 @@ def test_disk_full_on_a_real_tmpfs_is_one_line_and_leaves_nothing_behind(tmp_pat
     project = tmp_path / "project"
     data = project / "data"
     data.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(data)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(data)], capture_output=True, timeout=60
+    )
     if mounted.returncode != 0:
         pytest.skip("cannot mount a tmpfs here (not root, or no CAP_SYS_ADMIN)")
     try:
         os.symlink(raw_dir, data / "raw")
         (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
         result = subprocess.run(
-            [str(BIN / "python"), str(REPO / "pipeline/preprocess.py")], cwd=project, env=environment(),
+            [str(BIN / "python"), str(REPO / "pipeline/preprocess.py"), "--raw", "data/raw", "--out", "data/prepared"],
+            cwd=project, env=environment(),
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         left = sorted(path.name for path in data.iterdir())
     finally:
-        subprocess.run(["umount", "-l", str(data)], check=False)
+        subprocess.run(["umount", "-l", str(data)], check=False, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr

@@ -15,7 +15,7 @@ import time
 import zipfile
 
 import pytest
-from pipeline_copy import BIN, REPO, dvc, environment, project_copy, small_params
+from pipeline_copy import BIN, REPO, dvc, dvc_queue, environment, project_copy, small_params
 
 OVERRIDES = {"train.learning_rate": 0.02, "model.dropout": 0.3}  # params.yaml: 0.01 and 0.5
 
@@ -33,29 +33,8 @@ def overrides(values: dict) -> list[str]:
 
 @pytest.fixture
 def queue_project(tmp_path):
-    """A project copy whose queue workers are killed at the end, whatever the test did."""
-    project = project_copy(tmp_path / "project", one_variant)
-    yield project
-    subprocess.run([str(BIN / "dvc"), "queue", "stop", "--kill"], cwd=project, env=environment(),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, check=False)  # fmt: skip
-
-
-def _start_queue(project, *args: str) -> None:
-    """`dvc queue start` with its output in a file: a worker inheriting a captured pipe kept a test waiting."""
-    with open(project.parent / "queue-start.log", "ab") as log:
-        subprocess.run([str(BIN / "dvc"), "queue", "start", *args], cwd=project, env=environment(), stdout=log,
-                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=120, check=True)  # fmt: skip
-
-
-def _wait_for_queue(project, timeout: float = 1200) -> str:
-    deadline = time.monotonic() + timeout
-    status = ""
-    while time.monotonic() < deadline:
-        status = dvc(project, "queue", "status", timeout=120)
-        if "Queued" not in status and "Running" not in status:
-            return status
-        time.sleep(5)
-    raise AssertionError(f"queue did not finish in {timeout}s:\n{status}")
+    """A project copy with one variant; queue workers are stopped by pipeline_copy.dvc_queue."""
+    return project_copy(tmp_path / "project", one_variant)
 
 
 def _model_dropout_rates(model_file) -> set[float]:
@@ -109,8 +88,8 @@ def test_two_queued_experiments_run_in_parallel_each_with_its_own_overrides(queu
     other = {"train.learning_rate": 0.005, "model.dropout": 0.1}
     dvc(project, "exp", "run", "--queue", "-n", "queued-lr", *overrides(OVERRIDES))
     dvc(project, "exp", "run", "--queue", "-n", "queued-other", *overrides(other))
-    _start_queue(project, "-j", "2")
-    status = _wait_for_queue(project)
+    with dvc_queue(project, workers=2) as wait:
+        status = wait()
     assert "Failed" not in status, dvc(project, "queue", "logs", "queued-lr") + status
 
     shown = json.loads(dvc(project, "exp", "show", "--json"))
@@ -127,8 +106,8 @@ def test_queued_sweep_lands_in_the_report(queue_project):
     project = queue_project
     dvc(project, "repro")
     dvc(project, "exp", "run", "--queue", "-n", "sweep-lr", "-S", "train.learning_rate=0.02")
-    _start_queue(project)
-    status = _wait_for_queue(project)
+    with dvc_queue(project) as wait:
+        status = wait()
     assert "Failed" not in status, status
     dvc(project, "exp", "apply", "sweep-lr")
     report = (project / "reports" / "ablations.md").read_text()
@@ -161,6 +140,10 @@ def test_two_runs_opening_a_fresh_store_at_once_both_track(tmp_path):
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
         for _ in range(2)
     ]
-    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    try:
+        outputs = [run.communicate(timeout=300)[0] for run in runs]
+    finally:
+        for run in runs:
+            run.kill()
     for output in outputs:
         assert "failure: None" in output, output[-2000:]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
-from pipeline_copy import BIN, project_copy
+from pipeline_copy import dvc, project_copy
 
 from alexnet.config import parse
 from alexnet.reports import Estimate, RunResult, build_report, paired_delta, verdict
@@ -72,8 +70,7 @@ def test_matrix_expands_to_the_variants_in_params(tmp_path):
         params["ablations"].update(run=["baseline", "tanh", "one_tower"], seeds=[0, 1])
 
     project = project_copy(tmp_path / "project", three_variants_two_seeds)
-    listed = subprocess.run([str(BIN / "dvc"), "stage", "list", "--name-only"], cwd=project,
-                            capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    listed = dvc(project, "stage", "list", "--name-only", timeout=120).split()
     trains = {name for name in listed if name.startswith("train@")}
     assert trains == {f"train@{variant}-{seed}" for variant in ("baseline", "tanh", "one_tower") for seed in (0, 1)}
     assert {name.replace("train@", "evaluate@") for name in trains} <= set(listed)

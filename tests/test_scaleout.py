@@ -7,21 +7,24 @@ devices, the same code paths a multi-GPU or multi-machine run takes.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
-from pipeline_copy import BIN, dvc, environment, git, project_copy, small_params, stages_run
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from pipeline_copy import (
+    BIN,
+    dvc,
+    environment,
+    free_ports,
+    git,
+    kill_group,
+    project_copy,
+    small_params,
+    stages_run,
+    stop_group,
+)
 
 
 def _one_variant(params):
@@ -41,7 +44,7 @@ def test_push_then_fresh_clone_pull_has_nothing_to_rerun(tmp_path):
     git(project, "commit", "-qm", "results")
 
     clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True, timeout=120)
     assert not (clone / "data/prepared").exists() and not (clone / "mlflow.db").exists()
     dvc(clone, "pull")
     assert (clone / "models/baseline-s0/model.keras").read_bytes() == (
@@ -54,7 +57,7 @@ def test_push_then_fresh_clone_pull_has_nothing_to_rerun(tmp_path):
 # -- MLflow tracking server ------------------------------------------------------------------------
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = _free_port()
+    (port,) = free_ports()
     store = tmp_path / "server"
     store.mkdir()
     log = (store / "server.log").open("w")
@@ -81,8 +84,7 @@ def mlflow_server(tmp_path):
             time.sleep(1)
         yield url, store
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(30)
+        stop_group(server)
         log.close()
 
 
@@ -190,26 +192,28 @@ print("RESULT " + json.dumps({
 
 
 def _two_workers(tmp_path, script: str) -> list[dict]:
-    ports = [_free_port(), _free_port()]
+    ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    workers = []
-    for index in range(2):
-        env = environment({
-            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-            "DATA_SEED": str(index),
-            "CUDA_VISIBLE_DEVICES": "",
-        })  # fmt: skip
-        workers.append(subprocess.Popen(
-            [sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
-        ))  # fmt: skip
-    outputs = []
+    workers, logs = [], [tmp_path / f"worker-{index}.log" for index in range(2)]
     try:
+        for index, log in enumerate(logs):
+            env = environment({
+                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+                "DATA_SEED": str(index),
+                "CUDA_VISIBLE_DEVICES": "",
+            })  # fmt: skip
+            with log.open("w") as handle:
+                workers.append(subprocess.Popen(
+                    [sys.executable, "-c", script], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=handle,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                ))  # fmt: skip
+        deadline = time.monotonic() + 300
         for worker in workers:
-            outputs.append(worker.communicate(timeout=300)[0])
+            worker.wait(max(1.0, deadline - time.monotonic()))
     finally:
         for worker in workers:
-            worker.kill()
+            kill_group(worker)
+    outputs = [log.read_text() for log in logs]
     assert all(worker.returncode == 0 for worker in workers), "\n----\n".join(o[-2000:] for o in outputs)
     return [_result(output) for output in outputs]
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -14,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from pipeline_copy import BIN, dvc, environment, project_copy, small_params
+from pipeline_copy import BIN, dvc, environment, free_ports, project_copy, small_params, stop_group
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
@@ -24,12 +22,6 @@ CHROMIUM_FLAGS = [
 
 
 SCREENSHOTS = Path(os.environ.get("ALEXNET_SCREENSHOTS", tempfile.gettempdir()))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(url: str, timeout: float = 90) -> None:
@@ -72,7 +64,7 @@ def test_ui_opens_the_study_view_with_key_metrics_and_overlaid_curves(tmp_path):
             "select run_uuid from runs where name = 'baseline-s0' and lifecycle_stage = 'active'"
         ).fetchone()
         metrics = dict(db.execute("select key, value from latest_metrics where run_uuid = ?", (baseline_id,)))
-    port = free_port()
+    (port,) = free_ports()
     # Its own session: `mlflow ui` forks workers and job consumers, and all of them must stop with it.
     log = tmp_path / "ui.log"
     with log.open("w") as output:
@@ -113,8 +105,7 @@ def test_ui_opens_the_study_view_with_key_metrics_and_overlaid_curves(tmp_path):
             artifacts_page = page.content()
             browser.close()
     finally:
-        os.killpg(ui.pid, signal.SIGTERM)
-        ui.wait(timeout=30)
+        stop_group(ui)
     for view in (table, reopened):
         for column in ("val_top1_error", "eval_ten_crop_top1_error", "train_val_gap"):
             assert column in view, f"{column} is not a column of the runs table"

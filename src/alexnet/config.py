@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 PARAMS_FILE = "params.yaml"
+SPLITS = ("train", "val")  # the labelled splits every source is read into
 WNID_PATTERN = r"^n\d{8}$|^[A-Za-z0-9_\-]+$"
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -44,7 +45,7 @@ class DataConfig(Section):
     size: Literal["160", "320", "full"]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None
     cache_dir: str
-    classes: Annotated[int, Field(ge=2)] | list[Annotated[str, Field(pattern=WNID_PATTERN)]]
+    classes: Annotated[int, Field(ge=2)] | list[Annotated[str, Field(pattern=WNID_PATTERN)]] | None  # None = all
     train_per_class: PositiveInt | None
     val_per_class: PositiveInt | None
     seed: Annotated[int, Field(ge=0)]
@@ -78,6 +79,14 @@ class ModelConfig(Section):
     init: Literal["paper", "caffe", "zero", "glorot"]
     width: Annotated[float, Field(gt=0.0, le=4.0)]
     fc_units: PositiveInt
+
+    @model_validator(mode="after")
+    def _one_weird_trick_is_one_tower_without_lrn(self) -> ModelConfig:
+        if self.architecture == "one_weird_trick" and (self.towers != 1 or self.lrn):
+            raise ValueError(
+                "architecture one_weird_trick has one tower and no LRN; set model.towers: 1 and model.lrn: false"
+            )
+        return self
 
 
 class AugmentConfig(Section):
@@ -127,18 +136,6 @@ class AblationsConfig(Section):
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
     variants: dict[str, dict[str, Any]]
 
-    @field_validator("variants")
-    @classmethod
-    def _overrides_target_known_sections(cls, variants: dict[str, dict[str, Any]]) -> dict:
-        for name, overrides in variants.items():
-            for key in overrides:
-                if key.split(".")[0] not in OVERRIDABLE:
-                    raise ValueError(
-                        f"variant '{name}' overrides '{key}'; "
-                        f"only {', '.join(OVERRIDABLE)} keys may be overridden"
-                    )
-        return variants
-
     @model_validator(mode="after")
     def _run_names_exist(self) -> AblationsConfig:
         unknown = [name for name in self.run if name not in self.variants]
@@ -180,7 +177,7 @@ class Config(Section):
         return self
 
 
-OVERRIDABLE = ("model", "augment", "train")
+OVERRIDABLE = ("model", "augment", "train")  # what a variant may change, and what a checkpoint depends on
 
 
 def project_root() -> Path:
@@ -263,20 +260,30 @@ def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:
     node[leaf] = value
 
 
+def _check_overrides(variants: dict, source: str) -> None:
+    """Every variant overrides only OVERRIDABLE sections (checked before any override is applied)."""
+    for name, overrides in variants.items():
+        for dotted in overrides if isinstance(overrides, dict) else ():
+            if str(dotted).split(".")[0] not in OVERRIDABLE:
+                raise ConfigError(
+                    f"{source}: ablations.variants.{name}: '{dotted}' is not a model/augment/train key; "
+                    f"only {', '.join(OVERRIDABLE)} keys may be overridden"
+                )
+
+
 def parse(raw: Any, source: str = PARAMS_FILE, variant: str | None = None, seed: int | None = None) -> Config:
     """Validate a params tree; apply a variant's overrides (and a replicate seed) first."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level")
     tree = copy.deepcopy(raw)
+    ablations = tree.get("ablations")
+    variants = ablations.get("variants") if isinstance(ablations, dict) else None
+    variants = variants if isinstance(variants, dict) else {}
+    _check_overrides(variants, source)
     if variant is not None:
-        variants = (tree.get("ablations") or {}).get("variants") or {}
         if variant not in variants:
             raise ConfigError(f"{source}: unknown variant '{variant}'; define it under ablations.variants")
         for dotted, value in (variants[variant] or {}).items():
-            if str(dotted).split(".")[0] not in OVERRIDABLE:
-                raise ConfigError(
-                    f"{source}: ablations.variants.{variant}: '{dotted}' is not a model/augment/train key"
-                )
             _set_dotted(tree, str(dotted), value, f"{source}: ablations.variants.{variant}")
     if seed is not None and isinstance(tree.get("train"), dict):
         tree["train"]["seed"] = seed

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from alexnet.config import Config
+from alexnet.stage import RunLayout
 
 BASELINE = "baseline"
 TARGET_TRAIN_ERROR = 0.25  # Fig. 1: epochs to reach 25% training error
@@ -48,22 +49,20 @@ def _read_history(path: Path) -> list[dict[str, float]]:
         return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
 
 
-def collect_runs(runs_dir: Path, models_dir: Path) -> list[RunResult]:
-    """Every evaluated (variant, seed) under reports/runs/, with its history and MLflow run id."""
+def collect_runs(models: Path, reports: Path) -> list[RunResult]:
+    """Every trained and evaluated replicate: run.json under `models`, metrics.json under `reports`."""
     runs = []
-    for metrics_file in sorted(runs_dir.glob("*/metrics.json")):
-        folder = metrics_file.parent
-        identity_file = models_dir / folder.name / "run.json"
-        identity = json.loads(identity_file.read_text()) if identity_file.is_file() else {}
-        variant, _, seed = folder.name.rpartition("-s")
+    for layout in RunLayout.trained(models, reports):
+        if not layout.metrics_file.is_file():
+            continue
         runs.append(
             RunResult(
-                name=folder.name,
-                variant=identity.get("variant", variant),
-                seed=int(identity.get("seed", seed or 0)),
-                metrics=json.loads(metrics_file.read_text()),
-                history=_read_history(folder / "history.csv"),
-                mlflow_run_id=identity.get("mlflow_run_id"),
+                name=layout.name,
+                variant=layout.variant,
+                seed=layout.seed,
+                metrics=json.loads(layout.metrics_file.read_text()),
+                history=_read_history(layout.history_file),
+                mlflow_run_id=layout.identity().get("mlflow_run_id"),
             )
         )
     return runs
@@ -103,7 +102,7 @@ class Estimate:
 
 
 def paired_delta(runs: list[RunResult], variant: str, metric, baseline: str = BASELINE) -> Estimate | None:
-    """variant minus baseline, paired by seed where both ran (else unpaired means)."""
+    """variant minus baseline, paired by the seeds both ran; None when they share no seed."""
     by_seed = {(run.variant, run.seed): run for run in runs}
     seeds = sorted(
         {seed for name, seed in by_seed if name == variant}
@@ -401,7 +400,7 @@ def build_report(
     cfg: Config, runs: list[RunResult], folder: Path, figure1: dict | None = None, tracked: list[dict] | None = None
 ) -> Report:
     if not runs:
-        raise ValueError("compare: no evaluated runs under reports/runs; run train and evaluate first")
+        raise ValueError("compare: no evaluated runs (run.json + metrics.json); run train and evaluate first")
     folder.mkdir(parents=True, exist_ok=True)
     top_k = cfg.evaluate.top_k
     rows = variant_rows(runs, top_k)

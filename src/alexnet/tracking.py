@@ -38,7 +38,7 @@ KEY_COLUMNS = ("val_top1_error", "eval_ten_crop_top1_error", "train_val_gap")
 class TrackingError(OSError):
     """The tracking store could not be reached or written.
 
-    An OSError, so every stage script's error handler (alexnet.cli.stage_main) prints it as one line and
+    An OSError, so every stage script's error handler (alexnet.stage.stage_main) prints it as one line and
     exits 2 under `on_failure: fail`, instead of a traceback.
     """
 

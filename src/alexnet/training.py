@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from alexnet import parallel, precision
 from alexnet.backend import require
-from alexnet.config import Config, flatten
+from alexnet.config import OVERRIDABLE, Config, flatten
 from alexnet.data.input import PreparedData, eval_dataset, steps_per_epoch, train_dataset
 from alexnet.model import build_model
 from alexnet.optimizer import make_optimizer
@@ -223,7 +223,7 @@ def fingerprint(cfg: Config, data_hash: str) -> str:
     relevant = {
         key: value
         for key, value in flatten(cfg).items()
-        if key.split(".")[0] in ("model", "augment", "train")
+        if key.split(".")[0] in OVERRIDABLE
     }
     relevant["data_hash"] = data_hash
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()

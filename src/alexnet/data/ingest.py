@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alexnet.config import DataConfig
+from alexnet.config import SPLITS, DataConfig
 from alexnet.data.archives import remove_stale_staging, staging
 from alexnet.data.decode import ImageInfo, inspect_bytes
 from alexnet.data.progress import progress_bar
-from alexnet.data.sources import SPLITS, SourceTree, resolve
+from alexnet.data.sources import SourceTree, resolve
 
 MANIFEST_COLUMNS = ("path", "wnid", "label", "split", "sha256", "width", "height", "status", "reason")
 WORKERS = 2
@@ -70,8 +70,10 @@ def seeded_order(items: list[str], seed: int, salt: str = "") -> list[str]:
     return sorted(items, key=lambda item: hashlib.sha256(f"{seed}|{salt}|{item}".encode()).hexdigest())
 
 
-def choose_classes(available: list[str], wanted: int | list[str], seed: int) -> list[str]:
-    """N classes chosen by seed, or the listed wnids; sorted, so a wnid's label is its index."""
+def choose_classes(available: list[str], wanted: int | list[str] | None, seed: int) -> list[str]:
+    """All classes (None), N chosen by seed, or the listed wnids; sorted, so a wnid's label is its index."""
+    if wanted is None:
+        return sorted(available)
     if isinstance(wanted, int):
         if wanted > len(available):
             raise IngestError(

@@ -24,10 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet.config import PreprocessConfig
+from alexnet.config import SPLITS, PreprocessConfig
 from alexnet.data.progress import progress_bar
-
-SPLITS = ("train", "val")
 COVARIANCE_STRIDE = 4
 
 

@@ -13,11 +13,10 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alexnet.config import DataConfig
+from alexnet.config import SPLITS, DataConfig
 from alexnet.data import archives, synthetic
 from alexnet.data.download import fetch, local_path
 
-SPLITS = ("train", "val")
 FASTAI_BUCKET = "https://s3.amazonaws.com/fast-ai-imageclas"
 
 

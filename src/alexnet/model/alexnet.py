@@ -52,12 +52,11 @@ def build_model(cfg: ModelConfig, num_classes: int, input_size: int) -> keras.Mo
     """AlexNet as a functional model: mean-subtracted float images in, float32 logits out.
 
     cfg.towers, cfg.lrn and the layout describe the paper's network; architecture 'one_weird_trick'
-    always has one tower and no LRN (those two switches are ignored there) and, like torchvision,
-    applies dropout to the inputs of fc6 and fc7 rather than to their outputs.
+    has one tower and no LRN (config.py refuses other values) and, like torchvision, applies dropout
+    to the inputs of fc6 and fc7 rather than to their outputs.
     """
     one_weird_trick = cfg.architecture == "one_weird_trick"
-    towers = 1 if one_weird_trick else cfg.towers
-    use_lrn = cfg.lrn and not one_weird_trick
+    towers, use_lrn = cfg.towers, cfg.lrn
     c1, c2, c3, c4, c5 = (_scaled(channels, cfg.width, towers) for channels in CHANNELS[cfg.architecture])
     # Sec. 3.4: overlapping pooling z=3, s=2; non-overlapping z=s=2 gives the same sizes (55, 27, 13, 6).
     pool_size = 3 if cfg.pooling == "overlapping" else 2
