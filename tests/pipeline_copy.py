@@ -6,6 +6,7 @@ import contextlib
 import copy
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -225,3 +226,10 @@ def small_params(params: dict) -> None:
     params["train"].update(crop=32, epochs=2, batch_size=16)
     params["ablations"].update(run=["baseline", "no_lrn"], seeds=[0])
     params["figure1"].update(epochs=2, learning_rates=[0.03])
+
+
+def stage_command(stage: str, variant: str | None = None, seed: int | None = None) -> list[str]:
+    """A stage's `cmd` from dvc.yaml (the one place its paths are written), matrix items filled in."""
+    command = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["cmd"]
+    command = command.replace("${item.variant}", str(variant)).replace("${item.seed}", str(seed))
+    return shlex.split(command)

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 import yaml
-from pipeline_copy import BIN, REPO, environment, read_params
+from pipeline_copy import BIN, REPO, environment, read_params, stage_command
 
 
 def closed_port() -> int:
@@ -50,32 +50,33 @@ def not_an_archive(params, project):
 
 
 CASES = {
-    # id: (script and arguments, edit of params and project, what the last stderr line must say)
-    "ingest-offline": (["ingest.py"], offline, ["cannot connect", "data.url", "make run IMAGENETTE=<path>",
+    # id: (stage [variant seed], edit of params and project, what the last stderr line must say)
+    "ingest-offline": (("ingest",), offline, ["cannot connect", "data.url", "make run IMAGENETTE=<path>",
                                                "make run-synthetic"]),
-    "ingest-missing-ilsvrc": (["ingest.py"], missing_ilsvrc, ["no-such-ILSVRC2012: not found", "data.url"]),
-    "ingest-wrong-sha256": (["ingest.py"], wrong_checksum, ["sha256 mismatch", "data.sha256"]),
-    "ingest-not-an-archive": (["ingest.py"], not_an_archive, ["photos.tgz: not a readable tar archive"]),
-    "preprocess-no-raw": (["preprocess.py"], None, ["manifest.csv", "dvc repro ingest"]),
-    "train-no-prepared": (["train.py", "baseline", "0"], None, ["stats.json", "dvc repro preprocess"]),
-    "train-unknown-variant": (["train.py", "no_such_variant", "0"], None, ["unknown variant 'no_such_variant'"]),
-    "evaluate-no-model": (["evaluate.py", "baseline", "0"], lambda p, d: fake_prepared(d),
+    "ingest-missing-ilsvrc": (("ingest",), missing_ilsvrc, ["no-such-ILSVRC2012: not found", "data.url"]),
+    "ingest-wrong-sha256": (("ingest",), wrong_checksum, ["sha256 mismatch", "data.sha256"]),
+    "ingest-not-an-archive": (("ingest",), not_an_archive, ["photos.tgz: not a readable tar archive"]),
+    "preprocess-no-raw": (("preprocess",), None, ["manifest.csv", "dvc repro ingest"]),
+    "train-no-prepared": (("train", "baseline", 0), None, ["stats.json", "dvc repro preprocess"]),
+    "train-unknown-variant": (("train", "no_such_variant", 0), None, ["unknown variant 'no_such_variant'"]),
+    "evaluate-no-model": (("evaluate", "baseline", 0), lambda p, d: fake_prepared(d),
                           ["models/baseline-s0", "dvc repro train@baseline-0"]),
-    "figure1-no-prepared": (["figure1.py"], None, ["stats.json", "dvc repro preprocess"]),
-    "compare-no-runs": (["compare.py"], None, ["no evaluated runs", "run train and evaluate first"]),
+    "figure1-no-prepared": (("figure1",), None, ["stats.json", "dvc repro preprocess"]),
+    "compare-no-runs": (("compare",), None, ["no evaluated runs", "run train and evaluate first"]),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_stage_user_error_is_one_line_and_exit_2(case, tmp_path):
-    script, edit, expected = CASES[case]
+    stage, edit, expected = CASES[case]
+    _python, script, *arguments = stage_command(*stage)
     params = read_params()
     params["tracking"]["enabled"] = False
     if edit:
         edit(params, tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = subprocess.run(
-        [str(BIN / "python"), str(REPO / "pipeline" / script[0]), *script[1:]],
+        [str(BIN / "python"), str(REPO / script), *arguments],
         cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-4000:]
@@ -88,8 +89,9 @@ def test_stage_user_error_is_one_line_and_exit_2(case, tmp_path):
 
 def test_malformed_params_is_one_line_in_a_matrix_stage(tmp_path):
     (tmp_path / "params.yaml").write_text("train: [unclosed\n")
+    _python, script, *arguments = stage_command("evaluate", "baseline", 0)
     result = subprocess.run(
-        [str(BIN / "python"), str(REPO / "pipeline" / "evaluate.py"), "baseline", "0"],
+        [str(BIN / "python"), str(REPO / script), *arguments],
         cwd=tmp_path, env=environment(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 2
