@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run run-synthetic test test-slow test-all lint ui bench clean
+.PHONY: setup run run-synthetic test test-slow test-all browser lint ui bench clean
 
 setup: $(VENV)/.installed
 
@@ -51,11 +51,17 @@ test: setup
 	$(BIN)/python -m pytest -m "not slow" -q
 
 ## test-slow: only the slow tests (killed stages, queued workers, servers, real data); .ci/run runs it after test
-test-slow: setup
+test-slow: setup browser
 	$(BIN)/python -m pytest -m slow -q -rs --durations=0
 
-test-all: setup
+test-all: setup browser
 	$(BIN)/python -m pytest -q
+
+## browser: Debian's chromium for the MLflow UI test, installed where apt-get can (CI runs as root); else it skips
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium is not installed: the MLflow UI test will skip (apt-get install chromium)"
 
 lint: setup
 	$(BIN)/ruff check .
