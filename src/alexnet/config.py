@@ -69,7 +69,7 @@ class PreprocessConfig(Section):
 
 
 class ModelConfig(Section):
-    architecture: Literal["alexnet", "one_weird_trick"]
+    architecture: Literal["alexnet", "one_gpu", "one_weird_trick"]
     towers: Literal[1, 2]
     activation: Literal["relu", "tanh"]
     dropout: Probability
@@ -86,6 +86,8 @@ class ModelConfig(Section):
             raise ValueError(
                 "architecture one_weird_trick has one tower and no LRN; set model.towers: 1 and model.lrn: false"
             )
+        if self.architecture == "one_gpu" and self.towers != 1:
+            raise ValueError("architecture one_gpu is the paper's one-GPU net (one column); set model.towers: 1")
         return self
 
 
@@ -103,7 +105,9 @@ class TrainConfig(Section):
     learning_rate: Annotated[float, Field(gt=0.0, le=10.0)]
     momentum: Annotated[float, Field(ge=0.0, lt=1.0)]
     weight_decay: Annotated[float, Field(ge=0.0, lt=1.0)]
+    schedule: Literal["plateau", "step"]
     lr_drop_factor: Annotated[float, Field(gt=0.0, lt=1.0)]
+    lr_steps: list[Annotated[float, Field(gt=0.0, lt=1.0)]]
     lr_patience: PositiveInt
     lr_max_drops: Annotated[int, Field(ge=0)]
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
@@ -112,6 +116,13 @@ class TrainConfig(Section):
     deterministic: bool
     shuffle_buffer: PositiveInt
     backend: Literal["tensorflow", "jax"]
+    train_error_images: Annotated[int, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _steps_ascending(self) -> TrainConfig:
+        if list(self.lr_steps) != sorted(set(self.lr_steps)):
+            raise ValueError("lr_steps must be distinct fractions of train.epochs in ascending order, e.g. [0.5, 0.75]")
+        return self
 
 
 class EvaluateConfig(Section):
@@ -128,7 +139,10 @@ class Figure1Config(Section):
     batch_size: PositiveInt
     learning_rates: Annotated[list[Annotated[float, Field(gt=0.0, le=10.0)]], Field(min_length=1)]
     target_error: Annotated[float, Field(gt=0.0, lt=1.0)]
-    seed: Annotated[int, Field(ge=0)]
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+    data: Literal["prepared", "cifar10"]
+    url: str | None
+    checksum: Annotated[str, Field(pattern=r"^([0-9a-f]{64}|md5:[0-9a-f]{32})$")] | None
 
 
 class AblationsConfig(Section):

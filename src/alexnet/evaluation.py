@@ -20,9 +20,7 @@ NEIGHBOURS = 6
 
 def top_k_error(probabilities: np.ndarray, labels: np.ndarray, k: int) -> float:
     """Fraction of rows whose true label is not among the k highest scores."""
-    k = min(k, probabilities.shape[1])
-    top = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    return float(1.0 - np.mean(np.any(top == labels[:, None], axis=1)))
+    return float(1.0 - np.mean(_correct(probabilities, labels, k)))
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -75,6 +73,7 @@ def metrics(predictions: Predictions, top_k: int) -> dict[str, float]:
         result["ten_crop_top1_error"] = top_k_error(predictions.ten_crop, predictions.labels, 1)
         result[f"ten_crop_top{top_k}_error"] = top_k_error(predictions.ten_crop, predictions.labels, top_k)
     result["val_images"] = int(len(predictions.labels))
+    result["classes"] = int(predictions.centre.shape[1])
     return result
 
 
@@ -84,6 +83,26 @@ def write_confusion_csv(path: Path, labels: np.ndarray, predictions: np.ndarray,
         writer = csv.writer(handle)
         writer.writerow(["actual", "predicted"])
         writer.writerows((names[a], names[p]) for a, p in zip(labels, predictions, strict=True))
+
+
+def write_per_image_csv(path: Path, predictions: Predictions, top_k: int) -> None:
+    """Per val image (in the val split's fixed record order): whether each evaluation got it right. The
+    claims module pairs two evaluations of the same model image by image (10-crop vs centre crop)."""
+    columns = {"top1_correct": (predictions.centre, 1), f"top{top_k}_correct": (predictions.centre, top_k)}
+    if predictions.ten_crop is not None:
+        columns["ten_crop_top1_correct"] = (predictions.ten_crop, 1)
+        columns[f"ten_crop_top{top_k}_correct"] = (predictions.ten_crop, top_k)
+    correct = {name: _correct(scores, predictions.labels, k) for name, (scores, k) in columns.items()}
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "label", *correct])
+        for index, label in enumerate(predictions.labels):
+            writer.writerow([index, int(label), *(int(values[index]) for values in correct.values())])
+
+
+def _correct(probabilities: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    top = np.argsort(-probabilities, axis=1, kind="stable")[:, : min(k, probabilities.shape[1])]
+    return np.any(top == labels[:, None], axis=1)
 
 
 def write_per_class_csv(path: Path, matrix: np.ndarray, names: list[str]) -> None:
@@ -182,7 +201,8 @@ def draws_prediction_figures(cfg) -> bool:
 
 
 def evaluate_run(cfg, data, model_file: Path, report_dir: Path) -> dict[str, float]:
-    """Evaluate one model on the val split: metrics.json, confusion.csv, per_class.csv, figures/."""
+    """Evaluate one model on the val split: metrics.json, confusion.csv, per_class.csv, per_image.csv,
+    figures/."""
     from alexnet import figures
 
     model = load_model(model_file)
@@ -194,6 +214,7 @@ def evaluate_run(cfg, data, model_file: Path, report_dir: Path) -> dict[str, flo
     report_dir.mkdir(parents=True, exist_ok=True)
     write_confusion_csv(report_dir / "confusion.csv", predictions.labels, predicted, names)
     write_per_class_csv(report_dir / "per_class.csv", matrix, names)
+    write_per_image_csv(report_dir / "per_image.csv", predictions, cfg.evaluate.top_k)
     figure_dir = report_dir / "figures"
     figure_dir.mkdir(exist_ok=True)
     figures.confusion(matrix, names, figure_dir / "confusion.png")

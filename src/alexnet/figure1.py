@@ -78,7 +78,7 @@ class _EpochSeconds(keras.callbacks.Callback):
 
 
 def train_curve(images, labels, num_classes: int, activation: str, learning_rate: float, cfg: Figure1Config) -> Curve:
-    keras.utils.set_random_seed(cfg.seed)
+    keras.utils.set_random_seed(cfg.seeds[0])
     model = four_layer_net(activation, num_classes, images.shape[1])
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate, momentum=0.9),

@@ -216,6 +216,10 @@ class Tracker:
         if path.exists():
             self._guard(lambda: self._mlflow.log_artifact(str(path), artifact_path=folder))
 
+    def log_table(self, columns: dict[str, list], artifact_file: str) -> None:
+        """A table artifact (`mlflow.log_table`): the UI shows it, and compares it across runs."""
+        self._guard(lambda: self._mlflow.log_table(data=columns, artifact_file=artifact_file))
+
     def log_artifacts(self, folder: Path, destination: str | None = None) -> None:
         if folder.is_dir():
             self._guard(lambda: self._mlflow.log_artifacts(str(folder), artifact_path=destination))

@@ -19,14 +19,16 @@ import tensorflow as tf
 from alexnet import parallel, precision
 from alexnet.backend import require
 from alexnet.config import OVERRIDABLE, Config, flatten
-from alexnet.data.input import PreparedData, eval_dataset, steps_per_epoch, train_dataset
+from alexnet.data.input import PreparedData, eval_dataset, steps_per_epoch, train_dataset, train_probe
 from alexnet.model import build_model
 from alexnet.optimizer import make_optimizer
 
 HISTORY_COLUMNS = (
     "epoch", "loss", "top1_error", "top5_error", "val_loss", "val_top1_error", "val_top5_error",
-    "learning_rate", "seconds", "images_per_second",
+    "train_eval_top1_error", "train_eval_top5_error", "learning_rate", "seconds", "images_per_second",
 )  # fmt: skip
+# top1_error/top5_error: Keras' running metric over the epoch, with dropout and augmentation on (the curves).
+# train_eval_*: the same model after the epoch, in inference mode on a fixed train subset (the claims).
 STATE_FILE = "state.json"
 CHECKPOINT_FILE = "last.keras"
 
@@ -118,11 +120,58 @@ class PlateauSchedule(keras.callbacks.Callback):
             self.wait = 0
 
 
+class StepSchedule(keras.callbacks.Callback):
+    """The rate divided by `factor` once `fraction` of the epochs are done, for each fraction: the same
+    epochs for every variant, so a paired difference does not mix the feature with its schedule."""
+
+    def __init__(self, learning_rate: float, factor: float, fractions: list[float], epochs: int):
+        super().__init__()
+        self.learning_rate, self.factor = learning_rate, factor
+        self.drop_after = [int(fraction * epochs + 0.5) for fraction in fractions]
+
+    def rate(self, epoch: int) -> float:
+        """The rate of 0-based `epoch`: a function of the epoch alone, so a resumed run continues it."""
+        return self.learning_rate * self.factor ** sum(epoch >= done for done in self.drop_after)
+
+    def state(self) -> dict:
+        return {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate.assign(self.rate(epoch))
+
+
+class TrainErrorProbe(keras.callbacks.Callback):
+    """After each epoch: top-1/top-5 error on a fixed train subset in inference mode (no dropout, no
+    augmentation, centre crop), written into the epoch's logs as train_eval_top1/top5_error."""
+
+    def __init__(self, batches: tf.data.Dataset | None):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self.batches is not None:
+            logs.update(inference_errors(self.model, self.batches))
+
+
+def inference_errors(model, batches: tf.data.Dataset) -> dict[str, float]:
+    """Top-1/top-5 error of `model` (training=False) over (images, labels) batches."""
+    logits, labels = [], []
+    for images, batch_labels in batches:
+        logits.append(np.asarray(model(np.asarray(images), training=False), np.float32))
+        labels.append(batch_labels.numpy())
+    logits, labels = np.concatenate(logits), np.concatenate(labels)
+    top = np.argsort(-logits, axis=1, kind="stable")[:, : min(5, logits.shape[1])]
+    return {
+        "train_eval_top1_error": float(np.mean(top[:, 0] != labels)),
+        "train_eval_top5_error": float(1.0 - np.mean(np.any(top == labels[:, None], axis=1))),
+    }
+
+
 class EpochRecorder(keras.callbacks.Callback):
     """history.csv, MLflow metrics and the resumable checkpoint, once per epoch."""
 
     def __init__(
-        self, run: TrainingRun, images_per_epoch: int, schedule: PlateauSchedule, tracker, rows: list
+        self, run: TrainingRun, images_per_epoch: int, schedule: PlateauSchedule | StepSchedule, tracker, rows: list
     ):
         super().__init__()
         self.run, self.images_per_epoch, self.schedule, self.tracker = (
@@ -148,13 +197,16 @@ class EpochRecorder(keras.callbacks.Callback):
             "val_loss": float(logs["val_loss"]),
             "val_top1_error": 1.0 - float(logs["val_top1"]),
             "val_top5_error": 1.0 - float(logs["val_top5"]),
+            "train_eval_top1_error": float(logs.get("train_eval_top1_error", float("nan"))),
+            "train_eval_top5_error": float(logs.get("train_eval_top5_error", float("nan"))),
             "learning_rate": self.learning_rate,  # logged here: a LossScaleOptimizer hides it
             "seconds": seconds,
             "images_per_second": self.images_per_epoch / seconds,
         }
         self.rows.append(row)
         write_history(self.run.history_file, self.rows)
-        self.tracker.log_metrics({key: value for key, value in row.items() if key != "epoch"}, step=epoch + 1)
+        logged = {key: value for key, value in row.items() if key != "epoch" and not np.isnan(value)}
+        self.tracker.log_metrics(logged, step=epoch + 1)
         self.run.save_checkpoint(self.model, epoch + 1, self.schedule.state(), self.rows, self.tracker.run_id)
 
 
@@ -251,6 +303,13 @@ def resume_state(run: TrainingRun, total_epochs: int) -> dict | None:
     return None
 
 
+def learning_rate_schedule(cfg: Config, state: dict | None) -> PlateauSchedule | StepSchedule:
+    train = cfg.train
+    if train.schedule == "step":
+        return StepSchedule(train.learning_rate, train.lr_drop_factor, train.lr_steps, train.epochs)
+    return PlateauSchedule(train.lr_drop_factor, train.lr_patience, train.lr_max_drops, state and state["schedule"])
+
+
 def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dict | None, verbose: int = 2):
     """Train (or resume) one model; returns (model, history rows)."""
     backend = require(cfg.train.backend)
@@ -277,7 +336,7 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
             model = keras.saving.load_model(run.checkpoint_dir / CHECKPOINT_FILE, safe_mode=True)
             restore_seed_generators(model, state.get("seed_generators", {}))
         else:
-            model = build_model(cfg.model, data.num_classes, cfg.train.crop)
+            model = build_model(cfg.model, data.num_classes, cfg.train.crop, seed=cfg.train.seed)
             compile_model(model, cfg, data.num_classes, jit)
     choice = choice or precision.PrecisionChoice(model.dtype_policy.name, "checkpoint")
     steps = steps_per_epoch(data, cfg.train.batch_size)
@@ -290,10 +349,13 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
     val_batches = eval_dataset(data, cfg.train.crop, cfg.evaluate.batch_size)
     val_batches = parallel.even_batches(val_batches, cfg.evaluate.batch_size, data.counts["val"], cluster)
     rows = list(state["history"]) if state else []
-    schedule = PlateauSchedule(
-        cfg.train.lr_drop_factor, cfg.train.lr_patience, cfg.train.lr_max_drops, state and state["schedule"]
-    )
+    schedule = learning_rate_schedule(cfg, state)
     recorder = EpochRecorder(run, steps * cfg.train.batch_size, schedule, tracker, rows)
+    # A multi-process run would need the probe sharded like the val pass; it records NaN there instead.
+    probe_images = cfg.train.train_error_images if cluster.processes == 1 else 0
+    probe = TrainErrorProbe(
+        train_probe(data, cfg.train.crop, probe_images, cfg.evaluate.batch_size) if probe_images else None
+    )
     distribution = type(strategy).__name__ if backend == "tensorflow" else cluster.name
     tracker.set_tags({**choice.tags(), "backend": backend, "xla": str(jit), "strategy": distribution,
                       "processes": str(cluster.processes)})  # fmt: skip
@@ -305,7 +367,7 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
         initial_epoch=first_epoch,
         steps_per_epoch=steps,
         validation_data=val_batches,
-        callbacks=[schedule, recorder],
+        callbacks=[schedule, probe, recorder],
         verbose=verbose,
     )
     model.save(run.model_file)

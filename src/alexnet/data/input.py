@@ -25,6 +25,7 @@ import tensorflow as tf
 from alexnet.config import AugmentConfig
 
 CROP, FLIP, LIGHTING = 1, 2, 3  # the purposes a key is folded with
+PROBE_SEED = 0  # the train subset scored in inference mode each epoch: the same for every run of a dataset
 INTERLEAVE_CYCLE = 16  # shards read at once; records are already shuffled within each
 
 FEATURES = {
@@ -206,6 +207,29 @@ def eval_dataset(data: PreparedData, crop: int, batch_size: int, split: str = "v
     return (
         records.map(centred, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
     )
+
+
+def probe_indices(train_count: int, count: int) -> np.ndarray:
+    """The sorted record indices (in shard order) of the fixed train subset: seeded, the same for every run."""
+    return np.sort(np.random.default_rng(PROBE_SEED).choice(train_count, min(count, train_count), replace=False))
+
+
+def train_probe(data: PreparedData, crop: int, count: int, batch_size: int) -> tf.data.Dataset:
+    """(images, labels) batches of `count` train images as evaluation sees val ones: centre crop, mean
+    subtracted, no augmentation. The decoded crops are cached (uint8) after the first pass."""
+    chosen = np.zeros(data.counts["train"], bool)
+    chosen[probe_indices(data.counts["train"], count)] = True
+    chosen = tf.constant(chosen)
+    start = (data.size - crop) // 2
+    mean_crop = tf.constant(data.mean_image[start : start + crop, start : start + crop, :])
+
+    def centre(encoded, label):
+        window = tf.stack([start, start, crop, crop])
+        return tf.io.decode_and_crop_jpeg(encoded, window, channels=3), label
+
+    records = parsed_records(data, "train").enumerate().filter(lambda index, _: tf.gather(chosen, index))
+    crops = records.map(lambda _, parsed: centre(*parsed), num_parallel_calls=tf.data.AUTOTUNE).cache()
+    return crops.map(lambda image, label: (tf.cast(image, tf.float32) - mean_crop, label)).batch(batch_size)
 
 
 def ten_crops(image, crop: int):

@@ -7,10 +7,16 @@ Shapes at input_size=224 (two towers, width 1.0):
     -> conv3 13x13x384 (sees both towers) -> conv4 13x13x384 (own tower) -> conv5 13x13x256 (own tower)
     -> pool5 6x6x256 -> fc6 4096 -> drop6 -> fc7 4096 -> drop7 -> fc8 num_classes (logits, float32)
 
-60,965,224 parameters for 1000 classes; 62,378,344 with one tower.
+60,965,224 parameters for 1000 classes; 62,378,344 with one tower; 59,798,312 for the one-GPU net of
+footnote 2 (architecture one_gpu: half the kernels in conv1-conv4, conv5 and the FC layers unchanged).
+
+Given a seed, every layer's initial weights and dropout masks come from (seed, layer name) alone, so two
+variants trained with the same seed start from the same weights wherever their layer shapes agree.
 """
 
 from __future__ import annotations
+
+import zlib
 
 import keras
 from keras import layers, ops
@@ -22,6 +28,9 @@ from alexnet.model.lrn import LocalResponseNormalization
 # layout of Krizhevsky (2014) as torchvision's models/alexnet.py builds it (no LRN, one tower).
 CHANNELS = {
     "alexnet": (96, 256, 384, 384, 256),
+    # Footnote 2: "The one-GPU net actually has the same number of kernels as the two-GPU net in the final
+    # convolutional layer", the others halved (48, 128, 192, 192); the paper's two-tower claim is against it.
+    "one_gpu": (48, 128, 192, 192, 256),
     "one_weird_trick": (64, 192, 384, 256, 256),
 }
 # Sec. 5: "We initialized the neuron biases in the second, fourth, and fifth convolutional layers, as
@@ -48,8 +57,11 @@ class TowerConv2D(layers.Conv2D):
         return ops.concatenate([layers.Conv2D.convolution_op(self, x, w) for x, w in towers], axis=-1)
 
 
-def build_model(cfg: ModelConfig, num_classes: int, input_size: int) -> keras.Model:
+def build_model(cfg: ModelConfig, num_classes: int, input_size: int, seed: int | None = None) -> keras.Model:
     """AlexNet as a functional model: mean-subtracted float images in, float32 logits out.
+
+    seed: initial weights and dropout masks drawn from (seed, layer name); None draws from Keras' global
+    generator.
 
     cfg.towers, cfg.lrn and the layout describe the paper's network; architecture 'one_weird_trick'
     has one tower and no LRN (config.py refuses other values) and, like torchvision, applies dropout
@@ -64,13 +76,13 @@ def build_model(cfg: ModelConfig, num_classes: int, input_size: int) -> keras.Mo
     def conv(filters, kernel, name, strides=1, padding="same", groups=1):
         return TowerConv2D(
             filters, kernel, strides=strides, padding=padding, groups=groups, activation=cfg.activation,
-            kernel_initializer=_weights(cfg), bias_initializer=_bias(cfg, name), name=name,
+            kernel_initializer=_weights(cfg, layer_seed(seed, name)), bias_initializer=_bias(cfg, name), name=name,
         )
 
     def dense(units, name, activation=None, dtype=None):
         return layers.Dense(
-            units, activation=activation, kernel_initializer=_weights(cfg), bias_initializer=_bias(cfg, name),
-            name=name, dtype=dtype,
+            units, activation=activation, kernel_initializer=_weights(cfg, layer_seed(seed, name)),
+            bias_initializer=_bias(cfg, name), name=name, dtype=dtype,
         )
 
     def lrn(x, name):
@@ -85,7 +97,7 @@ def build_model(cfg: ModelConfig, num_classes: int, input_size: int) -> keras.Mo
         return layers.MaxPooling2D(pool_size, strides=2, padding=padding, name=name)(x)
 
     def dropout(x, name):
-        return layers.Dropout(cfg.dropout, name=name)(x) if cfg.dropout > 0 else x
+        return layers.Dropout(cfg.dropout, seed=layer_seed(seed, name), name=name)(x) if cfg.dropout > 0 else x
 
     inputs = keras.Input((input_size, input_size, 3), name="image")
     # Sec. 3.5 says 224x224x3 in, 55x55 out of conv1; that arithmetic needs 227, so pad 2 each side
@@ -114,12 +126,17 @@ def _scaled(channels: int, width: float, towers: int) -> int:
     return max(towers, towers * round(channels * width / towers))
 
 
-def _weights(cfg: ModelConfig) -> keras.initializers.Initializer:
+def layer_seed(seed: int | None, layer_name: str) -> int | None:
+    """A seed fixed by (run seed, layer name) alone: the same layer of two variants draws the same numbers."""
+    return None if seed is None else zlib.crc32(f"{seed}/{layer_name}".encode()) & 0x7FFFFFFF
+
+
+def _weights(cfg: ModelConfig, seed: int | None) -> keras.initializers.Initializer:
     # Not the paper: Glorot-uniform weights and zero biases, for short CPU runs where N(0, 0.01) with
     # biases of 1 leaves the loss flat for many epochs (as Caffe's reproduction reported).
     if cfg.init == "glorot":
-        return keras.initializers.GlorotUniform()
-    return keras.initializers.RandomNormal(mean=0.0, stddev=WEIGHT_STDDEV)
+        return keras.initializers.GlorotUniform(seed=seed)
+    return keras.initializers.RandomNormal(mean=0.0, stddev=WEIGHT_STDDEV, seed=seed)
 
 
 def _bias(cfg: ModelConfig, layer_name: str) -> keras.initializers.Initializer:
