@@ -159,6 +159,14 @@ def test_evaluate_run_writes_metrics_confusion_and_figures(prepared):
         assert len(list(csv.DictReader(handle))) == val_count
     with (report_dir / "per_class.csv").open() as handle:
         assert sum(int(row["images"]) for row in csv.DictReader(handle)) == val_count
+    with (report_dir / "per_image.csv").open() as handle:
+        per_image = list(csv.DictReader(handle))
+    assert [int(row["index"]) for row in per_image] == list(range(val_count))
+    top_k = cfg.evaluate.top_k
+    for column, metric in (("top1_correct", "top1_error"), (f"top{top_k}_correct", f"top{top_k}_error"),
+                           ("ten_crop_top1_correct", "ten_crop_top1_error")):  # fmt: skip
+        assert 1.0 - np.mean([int(row[column]) for row in per_image]) == pytest.approx(results[metric]), column
+    assert results["classes"] == data.num_classes
     for name in FIGURES:
         path = report_dir / "figures" / name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name

@@ -17,6 +17,7 @@ from alexnet.model import LocalResponseNormalization, TowerConv2D, build_model
 
 PAPER_PARAMS = 60_965_224
 ONE_TOWER_PARAMS = 62_378_344
+ONE_GPU_PARAMS = 59_798_312  # footnote 2's one-GPU net at 1000 classes
 TORCHVISION_PARAMS = 61_100_840
 
 
@@ -59,6 +60,26 @@ def test_paper_parameter_count(paper_model):
 def test_one_tower_parameter_count(model_config):
     model = build_model(full_size(model_config, towers=1), 1000, 224)
     assert model.count_params() == ONE_TOWER_PARAMS
+
+
+def test_one_gpu_is_footnote_twos_net(model_config):
+    model = build_model(full_size(model_config, architecture="one_gpu", towers=1), 1000, 224)
+    assert model.count_params() == ONE_GPU_PARAMS
+    convs = ("conv1", "conv2", "conv3", "conv4", "conv5")
+    kernels = {name: tuple(model.get_layer(name).kernel.shape) for name in convs}
+    # half the kernels in conv1-conv4, each seeing every map of the layer below; conv5 and the FC layers as the paper
+    assert kernels == {
+        "conv1": (11, 11, 3, 48), "conv2": (5, 5, 48, 128), "conv3": (3, 3, 128, 192),
+        "conv4": (3, 3, 192, 192), "conv5": (3, 3, 192, 256),
+    }  # fmt: skip
+    assert [model.get_layer(name).units for name in ("fc6", "fc7", "fc8")] == [4096, 4096, 1000]
+    assert spatial_sizes(model)["pool5"] == 6
+    assert any(isinstance(layer, LocalResponseNormalization) for layer in model.layers)
+
+
+def test_one_gpu_needs_one_tower(model_config):
+    with pytest.raises(ValueError, match="one_gpu"):
+        model_config(architecture="one_gpu", towers=2)
 
 
 def test_one_weird_trick_matches_torchvision(model_config):
