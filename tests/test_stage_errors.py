@@ -34,6 +34,11 @@ def offline(params, project):
                           sha256=None, cache_dir=str(project / "cache"))  # fmt: skip
 
 
+def cifar10_offline(params, project):
+    params["figure1"].update(data="cifar10", url=f"http://127.0.0.1:{closed_port()}/cifar-10-binary.tar.gz")
+    params["data"]["cache_dir"] = str(project / "cache")
+
+
 def missing_ilsvrc(params, project):
     params["data"].update(source="ilsvrc2012", url=str(project / "no-such-ILSVRC2012"), sha256=None)
 
@@ -62,6 +67,8 @@ CASES = {
     "evaluate-no-model": (("evaluate", "baseline", 0), lambda p, d: fake_prepared(d),
                           ["models/baseline-s0", "dvc repro train@baseline-0"]),
     "figure1-no-prepared": (("figure1",), None, ["stats.json", "dvc repro preprocess"]),
+    "figure1-cifar10-offline": (("figure1",), cifar10_offline, ["cannot connect", "figure1.url",
+                                                                 "figure1.data: prepared"]),
     "compare-no-runs": (("compare",), None, ["no evaluated runs", "run train and evaluate first"]),
 }  # fmt: skip
 

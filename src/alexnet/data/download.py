@@ -9,6 +9,7 @@ import hashlib
 import http.client
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -20,6 +21,20 @@ TIMEOUT_S = 60
 
 class DownloadError(OSError):
     """A one-line, user-facing error about fetching or verifying data (an OSError, so every stage reports it)."""
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The params keys the messages name, and the fix an offline user is told (data.* for ingest)."""
+
+    url: str = "data.url"
+    checksum: str = "data.sha256"
+    offline: str = (
+        "point data.url at a local copy (make run IMAGENETTE=<path>) or use generated images (make run-synthetic)"
+    )
+
+
+DATA_KEYS = Keys()
 
 
 def file_digest(path: Path, algorithm: str) -> str:
@@ -41,49 +56,54 @@ def verify(path: Path, checksum: str | None, fix: str) -> None:
         raise DownloadError(f"{path}: {algorithm} mismatch: expected {expected}, got {actual}; {fix}")
 
 
-def local_path(url_or_path: str) -> Path | None:
+def local_path(url_or_path: str, keys: Keys = DATA_KEYS) -> Path | None:
     """The local path a file:// URL or plain path names; None for http(s); refuses other schemes."""
     parsed = urlparse(url_or_path)
     if parsed.scheme in ("http", "https"):
         return None
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
-            raise DownloadError(f"{url_or_path}: file:// takes a local path (file:///path); fix data.url")
+            raise DownloadError(f"{url_or_path}: file:// takes a local path (file:///path); fix {keys.url}")
         return Path(unquote(parsed.path))
     if parsed.scheme == "":
         return Path(url_or_path).expanduser()
     raise DownloadError(
-        f"{url_or_path}: unsupported scheme '{parsed.scheme}'; data.url takes http(s)://, file:// or a path"
+        f"{url_or_path}: unsupported scheme '{parsed.scheme}'; {keys.url} takes http(s)://, file:// or a path"
     )
 
 
-def fetch(url_or_path: str, cache_dir: Path, checksum: str | None, progress: bool = True) -> Path:
-    """A verified local copy of the file: the path itself for local files, a cached download for http(s)."""
-    path = local_path(url_or_path)
+def fetch(
+    url_or_path: str, cache_dir: Path, checksum: str | None, progress: bool = True, keys: Keys = DATA_KEYS
+) -> Path:
+    """A verified local copy of the file: the path itself for local files, a cached download for http(s).
+
+    `keys` names the params keys in the messages (data.url, data.sha256 unless told otherwise).
+    """
+    path = local_path(url_or_path, keys)
     if path is not None:
         if not path.exists():
-            raise DownloadError(f"{path}: not found; set data.url to an existing archive or folder")
+            raise DownloadError(f"{path}: not found; set {keys.url} to an existing archive or folder")
         if path.is_dir():
             if checksum is not None:
-                raise DownloadError(f"{path}: a folder has no sha256; clear data.sha256 or use an archive")
+                raise DownloadError(f"{path}: a folder has no sha256; clear {keys.checksum} or use an archive")
             return path
-        verify(path, checksum, "point data.url at the right file, or set data.sha256 if this one is trusted")
+        verify(path, checksum, f"point {keys.url} at the right file, or set {keys.checksum} if this one is trusted")
         return path
 
     name = Path(unquote(urlparse(url_or_path).path)).name or "download"
     cache_dir = Path(cache_dir).expanduser()
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / name
-    fix = f"delete {target} and re-run, or set data.sha256 to the actual value if you trust the file"
+    fix = f"delete {target} and re-run, or set {keys.checksum} to the actual value if you trust the file"
     if not target.exists():
         part = target.with_name(target.name + ".part")
-        _download(url_or_path, part, progress)
+        _download(url_or_path, part, progress, keys)
         part.replace(target)
     verify(target, checksum, fix)
     return target
 
 
-def _download(url: str, part: Path, progress: bool) -> None:
+def _download(url: str, part: Path, progress: bool, keys: Keys = DATA_KEYS) -> None:
     """Download into `part`, resuming from its size with an HTTP Range request."""
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "alexnet-repro"})
@@ -96,14 +116,11 @@ def _download(url: str, part: Path, progress: bool) -> None:
             return
         if error.code == 416:
             part.unlink()
-            return _download(url, part, progress)
-        raise DownloadError(f"{url}: HTTP {error.code} {error.reason}; check data.url") from None
+            return _download(url, part, progress, keys)
+        raise DownloadError(f"{url}: HTTP {error.code} {error.reason}; check {keys.url}") from None
     except (TimeoutError, urllib.error.URLError, ConnectionError) as error:
         reason = getattr(error, "reason", error)
-        raise DownloadError(
-            f"{url}: cannot connect ({reason}); offline? point data.url at a local copy "
-            "(make run IMAGENETTE=<path>) or use generated images (make run-synthetic)"
-        ) from None
+        raise DownloadError(f"{url}: cannot connect ({reason}); offline? {keys.offline}") from None
     with response:
         resumed = response.status == 206
         if not resumed:
