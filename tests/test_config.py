@@ -100,6 +100,12 @@ def test_one_weird_trick_refuses_towers_and_lrn_it_would_ignore(raw_params, edit
         ),
         (lambda p: p.pop("evaluate"), "missing key 'evaluate'"),
         (lambda p: p["train"].update(crop=999), "train.crop"),
+        (lambda p: p["train"].update(schedule="cosine"), "train.schedule"),
+        (lambda p: p["train"].update(lr_steps=[0.75, 0.5]), "train: lr_steps must be distinct fractions"),
+        (lambda p: p["train"].update(lr_steps=[1.5]), "train.lr_steps"),
+        (lambda p: p["figure1"].update(seeds=[0, 0]), "figure1: seeds has duplicates"),
+        (lambda p: p["figure1"].update(data="mnist"), "figure1.data"),
+        (lambda p: p["model"].update(architecture="one_gpu", towers=2), "set model.towers: 1"),
     ],
 )
 def test_bad_params_name_the_key(raw_params, edit, expected):

@@ -144,6 +144,12 @@ class Figure1Config(Section):
     url: str | None
     checksum: Annotated[str, Field(pattern=r"^([0-9a-f]{64}|md5:[0-9a-f]{32})$")] | None
 
+    @model_validator(mode="after")
+    def _distinct_seeds(self) -> Figure1Config:
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds has duplicates; list each replicate seed once")
+        return self
+
 
 class AblationsConfig(Section):
     run: Annotated[list[str], Field(min_length=1)]
