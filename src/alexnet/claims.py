@@ -383,6 +383,12 @@ class ClaimResult:
             return "inf" if value > 0 else ("0x" if self.claim.ratio else "-inf")
         return f"{math.exp(value):.2f}x" if self.claim.ratio else f"{value * 100:+.2f}"
 
+    def _sd(self) -> float | None:
+        """The seed-to-seed sd of the per-seed effects: points, or of the log ratio."""
+        if self.estimate is None or self.estimate.sd is None:
+            return None
+        return self.estimate.sd if self.claim.ratio else self.estimate.sd * 100.0
+
     def as_dict(self) -> dict:
         estimate = self.estimate
         return {
@@ -395,7 +401,7 @@ class ClaimResult:
             "measured": self.effect_text(), "seeds": estimate.seeds if estimate else 0,
             "method": estimate.method if estimate else None, "censored": estimate.censored if estimate else None,
             "verdict": self.verdict, "paper_in_interval": self.paper_in_interval, "underpowered": self.underpowered,
-            "seeds_needed": self.seeds_needed, "sd": self.shown(estimate.sd) if estimate and estimate.sd else None,
+            "seeds_needed": self.seeds_needed, "sd": self._sd(),
             "p_value": estimate.p_value if estimate else None, "holm_p": self.holm_p,
             "holm_survives": self.holm_survives, "tested": self.tested, "extra": self.claim.extra,
             "how": self.how, "notes": self.notes,
@@ -450,6 +456,10 @@ def _train_error_note(runs: list[RunResult]) -> list[str]:
             "has no inference-mode train_eval_top1_error), which biases toward the claim"]  # fmt: skip
 
 
+def _fallback(notes: list[str]) -> str:
+    return " (some runs: Keras' running train metric, see notes)" if notes else ""
+
+
 def _error_claim(claim: Claim, runs: list[RunResult]) -> ClaimResult:
     metric = f"{claim.metric}_error"
     estimate = paired_delta(runs, claim.variant, metric, claim.against)
@@ -462,8 +472,9 @@ def _gap_claim(claim: Claim, runs: list[RunResult]) -> ClaimResult:
     estimate = t_interval([a - b for a, b in pairs.values() if a is not None and b is not None])
     how = (f"{claim.variant} - {claim.against} of the final val top-1 error minus the final inference-mode "
            "train top-1 error, paired by seed")  # fmt: skip
-    involved = [run for run in runs if run.variant in (claim.variant, claim.against)]
-    return ClaimResult(claim, estimate, verdict(estimate), how, _train_error_note(involved))
+    involved = [run for run in runs if run.variant in (claim.variant, claim.against) and run.seed in pairs]
+    notes = _train_error_note(involved)
+    return ClaimResult(claim, estimate, verdict(estimate), how + _fallback(notes), notes)
 
 
 def _ratio_claim(claim: Claim, runs: list[RunResult]) -> ClaimResult:
@@ -476,6 +487,7 @@ def _ratio_claim(claim: Claim, runs: list[RunResult]) -> ClaimResult:
            f"{claim.against}, log ratio paired by seed")  # fmt: skip
     involved = [run for run in runs if run.variant in (claim.variant, claim.against) and run.seed in pairs]
     notes = _train_error_note(involved)
+    how += _fallback(notes)
     censored = [f"{run.name} ({run.epochs})" for run in involved if run.epochs_to()[0] is None]
     if censored:
         notes.append(f"never reached 25% within its epochs: {', '.join(censored)}; it enters at that bound")

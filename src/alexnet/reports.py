@@ -120,14 +120,16 @@ def claims_summary(claims: list[ClaimResult]) -> str:
               for name in ("reproduced", "not reproduced", "inconclusive")}  # fmt: skip
     survivors = sum(bool(result.holm_survives) for result in tested)
     decisive = sum(result.decisive for result in tested)
-    untested = [f"{result.claim.name}: {result.verdict}" for result in claims
-                if not result.tested and not result.claim.extra]  # fmt: skip
+    untested: dict[str, list[str]] = {}
+    for result in claims:
+        if not result.tested and not result.claim.extra:
+            untested.setdefault(result.verdict, []).append(result.claim.name)
     text = (f"**{len(tested)} claims tested** (>= 2 seeds, testable, extras left out): "
             f"{counts['reproduced']} reproduced, {counts['not reproduced']} not reproduced, "
             f"{counts['inconclusive']} inconclusive; {survivors} of {decisive} decisive verdicts survive Holm's "
             f"correction over the {len(tested)}.")  # fmt: skip
     if untested:
-        text += " Not tested: " + "; ".join(untested) + "."
+        text += " Not tested: " + "; ".join(f"{why}: {', '.join(names)}" for why, names in untested.items()) + "."
     return text
 
 
