@@ -195,3 +195,11 @@ def test_seeds_needed_from_the_measured_sd():
     assert seeds_needed(0.0, 0.01) == 2 and seeds_needed(1.0, 0.001) is None
     claims = study({"no_lrn": [0.000, 0.030, 0.060]})
     assert claims["lrn_top1"].seeds_needed == seeds_needed(0.03, 0.014)
+
+
+def test_per_image_tables_of_different_val_sets_are_not_paired():
+    shuffled = per_image_table(50, 10)
+    shuffled["label"] = shuffled["label"][::-1].copy()
+    runs = [run("baseline", 0, per_image=per_image_table(60, 20)), run("baseline", 1, per_image=shuffled)]
+    claim = {r.claim.key: r for r in evaluate_claims(runs)}["ten_crop_top1"]
+    assert claim.notes == ["per-image tables do not pair"] and claim.estimate is None and claim.verdict == "not run"

@@ -513,7 +513,10 @@ def _ten_crop_claim(claim: Claim, runs: list[RunResult]) -> ClaimResult:
         estimate = bootstrap_images(differences)
         how += f", per-image paired differences bootstrapped over {differences.shape[1]} images, pooled over seeds"
         return ClaimResult(claim, estimate, verdict(estimate), how)
-    why = "per-image tables missing (older evaluate)" if len(tables) < len(members) else "per-image tables do not pair"
+    if any(run.per_image is None for run in members):
+        why = "per-image tables missing (older evaluate)"
+    else:
+        why = "per-image tables lack 10-crop columns" if len(tables) < len(members) else "per-image tables do not pair"
     centre_error, ten_error = f"{claim.metric}_error", f"ten_crop_{claim.metric}_error"
     estimate = t_interval([run.metrics.get(centre_error, math.nan) - run.metrics.get(ten_error, math.nan)
                            for run in members])  # fmt: skip
