@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import subprocess
+from pathlib import Path
 
 import numpy as np
-from pipeline_copy import dvc, project_copy
+import yaml
+from pipeline_copy import BIN, REPO, dvc, environment, project_copy, read_params, stage_command
 
 from alexnet.claims import RunResult
 from alexnet.config import parse
@@ -90,3 +94,49 @@ def test_matrix_expands_to_the_variants_in_params(tmp_path):
     trains = {name for name in listed if name.startswith("train@")}
     assert trains == {f"train@{variant}-{seed}" for variant in ("baseline", "tanh", "one_tower") for seed in (0, 1)}
     assert {name.replace("train@", "evaluate@") for name in trains} <= set(listed)
+
+
+def write_run_folders(project, runs: list[RunResult]) -> None:
+    """What train@ and evaluate@ leave for compare: run.json, metrics.json, history.csv, per_image.csv."""
+    for result in runs:
+        (project / "models" / result.name).mkdir(parents=True)
+        (project / "models" / result.name / "run.json").write_text(json.dumps({"variant": result.variant,
+                                                                               "seed": result.seed}))  # fmt: skip
+        folder = project / "reports" / "runs" / result.name
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(result.metrics))
+        for name, rows in (("history.csv", result.history), ("per_image.csv", None)):
+            with (folder / name).open("w", newline="") as handle:
+                writer = csv.writer(handle)
+                if rows is not None:
+                    writer.writerow(rows[0])
+                    writer.writerows(row.values() for row in rows)
+                else:
+                    writer.writerow(result.per_image)
+                    writer.writerows(zip(*(column.tolist() for column in result.per_image.values()), strict=True))
+
+
+def test_compare_stage_logs_the_verdict_table_and_claim_intervals_to_the_study_run(tmp_path):
+    import mlflow
+
+    runs = [run("baseline", s, 0.30 + 0.01 * s) for s in range(3)]
+    runs += [run("no_lrn", s, 0.33 + 0.013 * s) for s in range(3)]
+    write_run_folders(tmp_path, runs)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(read_params(), sort_keys=False))
+    _python, script, *arguments = stage_command("compare")
+    result = subprocess.run(
+        [str(BIN / "python"), str(REPO / script), *arguments], cwd=tmp_path,
+        env=environment({"DVC_ROOT": str(tmp_path)}), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    claims = {row["key"]: row for row in json.loads((tmp_path / "reports" / "ablations.json").read_text())["claims"]}
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (study,) = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.kind = 'study'")
+    for key in ("lrn_top1", "ten_crop_top1"):
+        for bound in ("effect", "low", "high"):
+            assert study.data.metrics[f"claim.{key}.{bound}"] == claims[key][bound]
+    table_file = client.download_artifacts(study.info.run_id, "report/verdicts.json", str(tmp_path))
+    table = json.loads(Path(table_file).read_text())
+    rows = {row[table["columns"].index("claim")]: row for row in table["data"]}
+    assert rows["LRN (top-1)"][table["columns"].index("verdict")] == claims["lrn_top1"]["verdict"]
+    assert rows["LRN (top-5)"][table["columns"].index("verdict")] == "not testable (10 classes)"
