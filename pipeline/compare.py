@@ -2,8 +2,9 @@
 
 import json
 
+from alexnet.claims import collect_runs
 from alexnet.config import load
-from alexnet.reports import build_report, collect_runs
+from alexnet.reports import build_report
 from alexnet.stage import stage_arguments, stage_main
 from alexnet.tracking import Tracker, best_baseline, tracked_run
 
@@ -27,7 +28,8 @@ def main() -> None:
     tags = {"study": study, "dvc_stage": "compare", "kind": "study"}
     with tracked_run(tracker, f"study-{study}", tags, resume_run_id=None):
         tracker.link_children(tracker.run_id, [run.mlflow_run_id for run in runs if run.mlflow_run_id], study)
-        tracker.log_metrics(report.flat_metrics())
+        tracker.log_metrics(report.flat_metrics())  # claim.<key>.effect/.low/.high: studies compare in the UI
+        tracker.log_table(report.verdict_table(), "report/verdicts.json")
         tracker.share_study_view()
         for path in [*report.files, args.figure1 / "figure1.png"]:
             tracker.log_artifact(path, "report")

@@ -1,68 +1,88 @@
-"""The compare stage's statistics and verdict rule on hand-made numbers, and the matrix expansion."""
+"""The compare stage's rendering: variant table, the claims' verdict table side by side, JSON, matrix expansion."""
 
 from __future__ import annotations
 
-import pytest
-from pipeline_copy import dvc, project_copy
+import csv
+import json
+import subprocess
+from pathlib import Path
 
+import numpy as np
+import yaml
+from pipeline_copy import BIN, REPO, dvc, environment, project_copy, read_params, stage_command
+
+from alexnet.claims import RunResult
 from alexnet.config import parse
-from alexnet.reports import Estimate, RunResult, build_report, paired_delta, verdict
+from alexnet.reports import build_report
 
 
-def run(variant, seed, top1, top5=0.1, history=None):
-    return RunResult(f"{variant}-s{seed}", variant, seed, {"top1_error": top1, "top5_error": top5}, history or [])
+def history(reach_at: int, epochs: int = 8, val: float = 0.5):
+    return [{"epoch": e, "top1_error": 0.1, "val_top1_error": val, "seconds": 1.0,
+             "train_eval_top1_error": 0.2 if e >= reach_at else 0.6} for e in range(1, epochs + 1)]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("values", "paper", "expected"),
-    [
-        ([0.012, 0.015, 0.014], 0.014, "reproduced"),
-        ([0.003, 0.004, 0.005], 0.014, "direction only"),
-        ([-0.010, -0.012, -0.011], 0.014, "not reproduced"),
-        ([0.010, -0.008, 0.004], 0.014, "inconclusive"),
-        ([0.02], 0.014, "reproduced (single run)"),
-        ([-0.02], 0.014, "not reproduced (single run)"),
-    ],
-)
-def test_verdict_rule(values, paper, expected):
-    assert verdict(Estimate.of(values), paper) == expected
+def per_image(seed: int, images: int = 300):
+    rng = np.random.default_rng(seed)
+    centre = (rng.random(images) < 0.7).astype(int)
+    ten = np.where(rng.random(images) < 0.1, 1, centre)
+    return {"index": np.arange(images), "label": np.arange(images) % 10, "top1_correct": centre,
+            "top5_correct": np.ones(images, int), "ten_crop_top1_correct": ten,
+            "ten_crop_top5_correct": np.ones(images, int)}  # fmt: skip
 
 
-def test_verdict_without_runs_says_not_run():
-    assert verdict(None, 0.01) == "not run"
+def run(variant, seed, top1, reach_at=3, images=True):
+    metrics = {"top1_error": top1, "top5_error": 0.05, "ten_crop_top1_error": top1 - 0.01, "classes": 10}
+    return RunResult(f"{variant}-s{seed}", variant, seed, metrics, history(reach_at),
+                     per_image=per_image(seed) if images else None)  # fmt: skip
 
 
-def test_interval_is_a_t_interval_and_single_run_has_none():
-    estimate = Estimate.of([1.0, 2.0, 3.0])
-    assert estimate.mean == pytest.approx(2.0)
-    assert estimate.high - estimate.mean == pytest.approx(4.303 * 1.0 / 3**0.5)
-    single = Estimate.of([0.5])
-    assert single.low is None and "single run" in single.text()
-
-
-def test_paired_delta_pairs_by_seed():
-    runs = [run("baseline", 0, 0.30), run("baseline", 1, 0.40), run("no_lrn", 0, 0.33), run("no_lrn", 1, 0.42)]
-    delta = paired_delta(runs, "no_lrn", "top1_error")
-    assert delta.mean == pytest.approx(0.025)
-    assert delta.count == 2
-
-
-def test_report_has_one_row_per_variant_and_the_claims(tmp_path, raw_params):
-    history = [{"epoch": 1, "top1_error": 0.5, "val_top1_error": 0.5, "seconds": 1.0},
-               {"epoch": 2, "top1_error": 0.2, "val_top1_error": 0.3, "seconds": 1.0}]  # fmt: skip
-    runs = [run("baseline", 0, 0.30, history=history), run("no_lrn", 0, 0.35, history=history)]
-    figure1 = {"speedup": 3.0, "epochs_to_target": {"relu": 2, "tanh": 6}}
+def test_report_puts_effect_interval_paper_value_and_verdict_side_by_side(tmp_path, raw_params):
+    runs = [run("baseline", s, 0.30 + 0.01 * s) for s in range(3)]
+    runs += [run("no_lrn", s, 0.33 + 0.01 * s + 0.002 * s) for s in range(3)]
+    runs += [run("one_tower", 0, 0.31)]
+    figure1 = {"seeds": [{"seed": s, "epochs_to_target": {"relu": 2, "tanh": 9 + s}, "epochs": 16} for s in range(3)]}
     report = build_report(parse(raw_params), runs, tmp_path, figure1)
     text = report.markdown.read_text()
-    assert "| baseline |" in text and "| no_lrn |" in text
-    assert "+5.00 pt (single run)" in text
-    lrn = next(claim for claim in report.claims if claim["claim"] == "LRN")
-    assert lrn["verdict"] == "reproduced (single run)"
-    figure1 = next(claim for claim in report.claims if claim["claim"] == "ReLU (Figure 1)")
-    assert figure1["measured"].startswith("3.0x") and figure1["verdict"] == "reproduced (single run)"
-    pooling = next(claim for claim in report.claims if claim["claim"] == "Overlapping pooling")
-    assert pooling["verdict"] == "not run"
+    assert "\n| baseline | 3 |" in text and "\n| no_lrn | 3 |" in text
+    assert "| one_tower | 1 |" in text and "extra (no claim)" in text
+    header = next(line for line in text.splitlines() if line.startswith("| claim |"))
+    assert header.split(" | ")[1:6] == ["paper", "paper's value", "our effect [95% interval]", "seeds", "verdict"]
+    lrn = next(line for line in text.splitlines() if line.startswith("| LRN (top-1) |"))
+    effect = report.claim("lrn_top1").estimate
+    assert f"+{effect.mean * 100:.2f} pt [+{effect.low * 100:.2f}, +{effect.high * 100:.2f}]" in lrn
+    assert "| 1.4 pt |" in lrn and "**reproduced**" in lrn
+    assert "**not testable (10 classes)**" in text
+    assert "claims tested" in text and "Holm" in text
+    summary = json.loads((tmp_path / "ablations.json").read_text())
+    rows = {row["key"]: row for row in summary["claims"]}
+    assert rows["lrn_top1"]["effect"] == effect.mean * 100 and rows["lrn_top1"]["verdict"] == "reproduced"
+    assert rows["relu_figure1"]["seeds"] == 3 and summary["claims_tested"] >= 2
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_flat_metrics_and_verdict_table_carry_every_claims_interval(tmp_path, raw_params):
+    runs = [run("baseline", s, 0.30 + 0.01 * s) for s in range(2)] + [run("no_lrn", s, 0.34) for s in range(2)]
+    report = build_report(parse(raw_params), runs, tmp_path)
+    metrics = report.flat_metrics()
+    estimate = report.claim("lrn_top1").estimate
+    assert metrics["claim.lrn_top1.effect"] == estimate.mean * 100
+    assert metrics["claim.lrn_top1.low"] == estimate.low * 100 and metrics["claim.lrn_top1.high"] == estimate.high * 100
+    assert "claim.overlap_pool_top1.effect" not in metrics  # not run
+    table = report.verdict_table()
+    assert len({len(column) for column in table.values()}) == 1
+    assert table["claim"][table["verdict"].index("not run")]
+    json.dumps(table)  # an MLflow table artifact is JSON
+
+
+def test_old_histories_fall_back_to_the_running_metric_and_say_so(tmp_path, raw_params):
+    old = [{"epoch": e, "top1_error": 0.5 if e < 4 else 0.2, "val_top1_error": 0.4, "seconds": 1.0}
+           for e in range(1, 6)]  # fmt: skip
+    runs = [RunResult(f"{v}-s{s}", v, s, {"top1_error": 0.3}, old) for v in ("baseline", "no_dropout") for s in (0, 1)]
+    report = build_report(parse(raw_params), runs, tmp_path)
+    iterations = report.claim("dropout_iterations")
+    assert iterations.estimate.mean == 0.0 and any("running metric" in note for note in iterations.notes)
+    row = next(line for line in report.markdown.read_text().splitlines() if line.startswith("| Dropout (iterations)"))
+    assert "running train metric" in row
 
 
 def test_matrix_expands_to_the_variants_in_params(tmp_path):
@@ -76,16 +96,47 @@ def test_matrix_expands_to_the_variants_in_params(tmp_path):
     assert {name.replace("train@", "evaluate@") for name in trains} <= set(listed)
 
 
-def test_epoch_ratio_claims_from_histories():
-    def history(reach_at):
-        return [{"epoch": e, "top1_error": 0.2 if e >= reach_at else 0.6, "val_top1_error": 0.5, "seconds": 1.0}
-                for e in range(1, 9)]  # fmt: skip
+def write_run_folders(project, runs: list[RunResult]) -> None:
+    """What train@ and evaluate@ leave for compare: run.json, metrics.json, history.csv, per_image.csv."""
+    for result in runs:
+        (project / "models" / result.name).mkdir(parents=True)
+        (project / "models" / result.name / "run.json").write_text(json.dumps({"variant": result.variant,
+                                                                               "seed": result.seed}))  # fmt: skip
+        folder = project / "reports" / "runs" / result.name
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(result.metrics))
+        for name, rows in (("history.csv", result.history), ("per_image.csv", None)):
+            with (folder / name).open("w", newline="") as handle:
+                writer = csv.writer(handle)
+                if rows is not None:
+                    writer.writerow(rows[0])
+                    writer.writerows(row.values() for row in rows)
+                else:
+                    writer.writerow(result.per_image)
+                    writer.writerows(zip(*(column.tolist() for column in result.per_image.values()), strict=True))
 
-    from alexnet.reports import claim_rows
 
-    runs = [run("baseline", 0, 0.3, history=history(2)), run("tanh", 0, 0.4, history=history(8)),
-            run("no_dropout", 0, 0.35, history=history(1))]  # fmt: skip
-    claims = {claim["claim"]: claim for claim in claim_rows(runs, 5)}
-    assert claims["ReLU"]["measured"] == "4.0x (single run)"
-    assert claims["ReLU"]["verdict"] == "reproduced (single run)"
-    assert claims["Dropout (iterations)"]["measured"] == "2.0x (single run)"
+def test_compare_stage_logs_the_verdict_table_and_claim_intervals_to_the_study_run(tmp_path):
+    import mlflow
+
+    runs = [run("baseline", s, 0.30 + 0.01 * s) for s in range(3)]
+    runs += [run("no_lrn", s, 0.33 + 0.013 * s) for s in range(3)]
+    write_run_folders(tmp_path, runs)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(read_params(), sort_keys=False))
+    _python, script, *arguments = stage_command("compare")
+    result = subprocess.run(
+        [str(BIN / "python"), str(REPO / script), *arguments], cwd=tmp_path,
+        env=environment({"DVC_ROOT": str(tmp_path)}), capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    claims = {row["key"]: row for row in json.loads((tmp_path / "reports" / "ablations.json").read_text())["claims"]}
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (study,) = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.kind = 'study'")
+    for key in ("lrn_top1", "ten_crop_top1"):
+        for bound in ("effect", "low", "high"):
+            assert study.data.metrics[f"claim.{key}.{bound}"] == claims[key][bound]
+    table_file = client.download_artifacts(study.info.run_id, "report/verdicts.json", str(tmp_path))
+    table = json.loads(Path(table_file).read_text())
+    rows = {row[table["columns"].index("claim")]: row for row in table["data"]}
+    assert rows["LRN (top-1)"][table["columns"].index("verdict")] == claims["lrn_top1"]["verdict"]
+    assert rows["LRN (top-5)"][table["columns"].index("verdict")] == "not testable (10 classes)"
