@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from PIL import Image
 from pipeline_copy import BIN, REPO, dvc, environment, project_copy, read_params, stage_command
 
 from alexnet.claims import RunResult
@@ -58,6 +59,9 @@ def test_report_puts_effect_interval_paper_value_and_verdict_side_by_side(tmp_pa
     assert rows["lrn_top1"]["effect"] == effect.mean * 100 and rows["lrn_top1"]["verdict"] == "reproduced"
     assert rows["relu_figure1"]["seeds"] == 3 and summary["claims_tested"] >= 2
     assert (tmp_path / "curves.png").stat().st_size > 0
+    assert "![claims" in text and (tmp_path / "claims.png") in report.files
+    with Image.open(tmp_path / "claims.png") as image:  # a drawn forest plot, not a blank canvas
+        assert np.asarray(image.convert("L")).std() > 10
 
 
 def test_flat_metrics_and_verdict_table_carry_every_claims_interval(tmp_path, raw_params):

@@ -199,6 +199,59 @@ def write_curves(runs: list[RunResult], folder: Path) -> list[Path]:
     return [csv_path, png_path]
 
 
+def write_claims_figure(claims: list[ClaimResult], folder: Path) -> Path:
+    """Each claim's effect with its 95% interval beside the paper's value: error claims in points (left),
+    speed ratios on a log scale (right). A censored side is drawn as an arrow to the panel's edge."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [result for result in claims if result.estimate is not None]
+    panels = [[r for r in shown if not r.claim.ratio], [r for r in shown if r.claim.ratio]]
+    heights = [max(1, len(panel)) for panel in panels]
+    figure, axes_pair = plt.subplots(
+        2, 1, figsize=(8, 1.2 + 0.45 * sum(heights)), gridspec_kw={"height_ratios": heights}
+    )
+    colours = {"reproduced": "tab:green", "not reproduced": "tab:red"}
+    for axes, panel, ratio in zip(axes_pair, panels, (False, True), strict=True):
+        values = [v for r in panel for v in (r.shown(r.estimate.low), r.shown(r.estimate.high),
+                                               r.shown(r.estimate.mean), r.shown(r.claim.paper_effect)) if v]
+        edge_low, edge_high = (min(values + [1.0 if ratio else 0.0]), max(values + [1.0 if ratio else 0.0]))
+        pad = (edge_high / edge_low) ** 0.1 if ratio else 0.1 * (edge_high - edge_low or 1.0)
+        edge_low, edge_high = (edge_low / pad, edge_high * pad) if ratio else (edge_low - pad, edge_high + pad)
+        for row, result in enumerate(reversed(panel)):
+            estimate, colour = result.estimate, colours.get(result.verdict, "tab:grey")
+            low = result.shown(estimate.low) or edge_low if estimate.low is not None else None
+            high = result.shown(estimate.high) or edge_high if estimate.high is not None else None
+            if low is not None:
+                axes.plot([low, high], [row, row], color=colour, linewidth=2.5, solid_capstyle="butt")
+            for side, end in (("low", low), ("high", high)):
+                if end in (edge_low, edge_high) and getattr(estimate, side) is not None:
+                    axes.annotate("", (end, row), (end / 1.15 if side == "high" and ratio else end, row),
+                                  arrowprops={"arrowstyle": "->", "color": colour})  # fmt: skip
+            axes.plot(result.shown(estimate.mean), row, "o", color=colour)
+            if result.claim.paper_gives_number:
+                axes.plot(result.shown(result.claim.paper_effect), row, "D", mfc="none", color="black")
+        axes.axvline(1.0 if ratio else 0.0, color="black", linewidth=0.8)
+        axes.set_yticks(range(len(panel)), [f"{r.claim.name} ({r.verdict})" for r in reversed(panel)], fontsize=8)
+        axes.set_xlim(edge_low, edge_high)
+        if ratio:
+            from matplotlib.ticker import FuncFormatter, NullFormatter
+
+            axes.set_xscale("log")
+            axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
+            axes.xaxis.set_minor_formatter(NullFormatter())
+        axes.set_xlabel("ratio (paper's side > 1)" if ratio else "effect, error points (paper's side > 0)")
+        axes.grid(axis="x", alpha=0.3)
+    axes_pair[0].set_title("Our effect (dot) and 95% interval vs the paper's value (diamond)", fontsize=10)
+    figure.tight_layout()
+    path = folder / "claims.png"
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def tracked_section(tracked: list[dict] | None) -> list[str]:
     """Every variant run in the MLflow store, ad-hoc `dvc exp run -S ...` experiments included."""
     if not tracked:
@@ -249,6 +302,7 @@ def build_report(
     if not all(row["inference_train_error"] for row in rows):
         lines += ["", "\\* some runs have no inference-mode training error (older history): Keras' running metric."]
     lines += ["", "## Paper claims", "", claims_summary(claims), "", *claim_lines(claims), VERDICT_RULE, ""]
+    lines += ["![claims: our effects and intervals beside the paper's values](claims.png)", ""]
     lines += ["![curves](curves.png)", ""]
     if figure1:
         lines += ["![Figure 1: ReLU (solid) vs tanh (dashed)](figure1/figure1.png)", ""]
@@ -265,5 +319,5 @@ def build_report(
         "tracked_runs": tracked or [],
     }
     json_path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    report.files = [report.markdown, json_path, *write_curves(runs, folder)]
+    report.files = [report.markdown, json_path, write_claims_figure(claims, folder), *write_curves(runs, folder)]
     return report
