@@ -551,8 +551,10 @@ def _figure1_claim(claim: Claim, figure1: dict | None) -> ClaimResult:
         rows.append((reached.get("tanh"), epochs, reached.get("relu"), epochs))
     estimate, neither = log_ratio_estimate(rows)
     data = figure1.get("data")
-    notes = [f"median epochs to 25%: relu {_median_epochs([r[2] for r in rows], rows)}, "
-             f"tanh {_median_epochs([r[0] for r in rows], rows)}" + (f"; data {data}" if data else "")]  # fmt: skip
+    medians = figure1.get("median_epochs_to_target") or {}  # figure1.median_epochs wrote them; older files lack them
+    relu = _median_text(medians, "relu", [r[2] for r in rows], rows)
+    tanh = _median_text(medians, "tanh", [r[0] for r in rows], rows)
+    notes = [f"median epochs to 25%: relu {relu}, tanh {tanh}" + (f"; data {data}" if data else "")]
     censored = [f"seed {entry.get('seed')} {name}" for entry in seeds for name in ("relu", "tanh")
                 if (entry.get("epochs_to_target") or {}).get(name) is None]  # fmt: skip
     if censored:
@@ -561,6 +563,13 @@ def _figure1_claim(claim: Claim, figure1: dict | None) -> ClaimResult:
         notes.append(f"{neither} of {len(rows)} seeds: neither activation reached 25%, left out")
     epochs = max((r[1] for r in rows), default=None)
     return ClaimResult(claim, estimate, _ratio_verdict(estimate, neither), how, notes, epochs)
+
+
+def _median_text(medians: dict, activation: str, values: list[int | None], rows) -> str:
+    if activation not in medians:
+        return _median_epochs(values, rows)
+    median = medians[activation]
+    return f"> {max(r[1] for r in rows)}" if median is None else f"{median:g}"
 
 
 def _median_epochs(values: list[int | None], rows) -> str:
