@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run run-synthetic test test-slow test-all browser lint ui bench clean
+.PHONY: setup run run-synthetic test test-kernels test-slow test-all browser lint ui bench clean
 
 setup: $(VENV)/.installed
 
@@ -49,6 +49,16 @@ run-synthetic: setup
 ## test: the fast suite (slow tests deselected)
 test: setup
 	$(BIN)/python -m pytest -m "not slow" -q
+
+## test-kernels: the fast learning test again on TensorFlow's other CPU kernel paths, so that a pass which
+## depends on one path cannot land: oneDNN capped at AVX2 (what an AVX2-only CPU runs), then oneDNN off
+## (TensorFlow's default on CPUs without AVX512-VNNI/BF16 or AMX). .ci/run runs it after `test`.
+KERNEL_PATHS = ONEDNN_MAX_CPU_ISA=AVX2 TF_ENABLE_ONEDNN_OPTS=0
+test-kernels: setup
+	@for setting in $(KERNEL_PATHS); do \
+		echo "kernel path: $$setting"; \
+		env $$setting $(BIN)/python -m pytest -m "not slow" -q -s tests/test_learning.py || exit 1; \
+	done
 
 ## test-slow: only the slow tests (killed stages, queued workers, servers, real data); .ci/run runs it after test
 test-slow: setup browser
