@@ -20,7 +20,7 @@ PACKAGE = "src/alexnet"
 
 # Imports a stage never runs: cli.py's `alexnet predict` / `alexnet ui` subcommands (stage scripts call only
 # cli.stage_main). Without this every stage would list predict.py and its closure.
-NEVER_RUN_BY_STAGES = {("src/alexnet/cli.py", "alexnet.predict"), ("src/alexnet/cli.py", "alexnet.tracking")}
+NEVER_RUN_BY_STAGES = {("src/alexnet/cli.py", "alexnet.predict"), ("src/alexnet/cli.py", "alexnet.tracking.ui")}
 
 
 def module_file(root: Path, module: str) -> str | None:

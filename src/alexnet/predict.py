@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> None:
     from alexnet.model.saved import load_classifier, softmax
 
     if str(args.model).startswith("models:/"):  # the registry, e.g. models:/alexnet@champion
-        from alexnet.tracking import download_registered_model
+        from alexnet.tracking.study import download_registered_model
 
         args.model = download_registered_model(str(args.model))
     classifier = load_classifier(args.model)
