@@ -96,6 +96,9 @@ def check_data(card: dict, data, model: Path, folder: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from alexnet.quiet import import_tensorflow
+
+    import_tensorflow()  # before alexnet.data.input loads it: without TensorFlow's start-up noise
     from alexnet.data.input import load_prepared
     from alexnet.model.saved import load_classifier, softmax
 
