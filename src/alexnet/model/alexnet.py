@@ -12,6 +12,13 @@ footnote 2 (architecture one_gpu: half the kernels in conv1-conv4, conv5 and the
 
 Given a seed, every layer's initial weights and dropout masks come from (seed, layer name) alone, so two
 variants trained with the same seed start from the same weights wherever their layer shapes agree.
+
+Dropout (Sec. 4.2) departs from the paper in its scaling. Keras' Dropout is inverted: in training it zeroes
+a unit with probability `model.dropout` and multiplies the kept ones by 1 / (1 - dropout), 2 at 0.5; at test it
+passes outputs unchanged. The paper keeps the kept units as they are and multiplies the outputs by 0.5 at test.
+Both give the same function at test, but in training fc7 and fc8 (after drop6, drop7) see inputs twice as
+large: with the paper's init (std 0.01) and learning rate they behave as if initialised at std 0.02 and
+trained at 4x the rate.
 """
 
 from __future__ import annotations
