@@ -16,7 +16,7 @@ TAGS = ("variant", "seed", "dvc_stage", "git_commit", "dvc_exp_name", "data_hash
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory):
     project = project_copy(tmp_path_factory.mktemp("e2e") / "project", small_params)
-    first = dvc(project, "repro")
+    first = dvc(project, "repro", env={"TF_CPP_MIN_LOG_LEVEL": "2"})  # as `make run` sets it
     return project, first
 
 
