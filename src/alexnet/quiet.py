@@ -21,7 +21,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,7 @@ def startup_noise_filtered() -> Iterator[None]:
             sys.stderr.flush()
 
 
-def import_tensorflow(start: Callable[[], Any] | None = None) -> Any:
+def import_tensorflow() -> Any:
     """Import TensorFlow and find its devices (where cuInit runs), quietly; returns the module.
 
     TF_CPP_MIN_LOG_LEVEL defaults to 2 here (errors only, as in the Makefile), for stage scripts run by hand too.
@@ -89,5 +89,5 @@ def import_tensorflow(start: Callable[[], Any] | None = None) -> Any:
     with startup_noise_filtered():
         import tensorflow as tf
 
-        (start or tf.config.list_physical_devices)()
+        tf.config.list_physical_devices()
     return tf
