@@ -38,8 +38,7 @@ def model_config(scaling: str) -> ModelConfig:
     return ModelConfig(**{**raw, "dropout": RATE, "dropout_scaling": scaling, "width": 0.125, "fc_units": 64})
 
 
-@pytest.fixture(scope="module")
-def twins():
+def make_twins():
     """The same net, same seed, with each scaling; the paper twin's fc7 and fc8 weights doubled."""
     inverted = build_model(model_config("inverted"), num_classes=5, input_size=32, seed=7)
     paper = build_model(model_config("paper"), num_classes=5, input_size=32, seed=7)
@@ -50,6 +49,11 @@ def twins():
             weights = [weights[0] / (1 - RATE), weights[1]]  # the kernel doubled, the bias kept
         layer.set_weights(weights)
     return inverted, paper
+
+
+@pytest.fixture(scope="module")
+def twins():
+    return make_twins()
 
 
 def test_inverted_dropout_is_the_paper_net_with_fc7_and_fc8_doubled(twins):
@@ -76,3 +80,30 @@ def test_a_paper_dropout_model_saves_and_loads_safely(twins, tmp_path):
     images = np.random.default_rng(2).normal(size=(2, 32, 32, 3)).astype(np.float32)
     np.testing.assert_allclose(loaded(images, training=False), paper(images, training=False), rtol=1e-5)
     assert isinstance(loaded.get_layer("drop6"), PaperDropout)
+
+
+def test_the_paper_twin_gets_half_the_fc7_and_fc8_kernel_gradients_so_sgd_steps_at_4x_its_rate():
+    """Same loss, same masks. With W' = 2W in fc7/fc8 the paper twin's gradient there is half the inverted net's,
+    so the inverted net's step W <- W - lr g is, in W', W' <- W' - 2 lr g = W' - 4 lr (g / 2): 4x the rate."""
+    import tensorflow as tf
+
+    inverted, paper = make_twins()
+    images = np.random.default_rng(3).normal(size=(8, 32, 32, 3)).astype(np.float32)
+    labels = np.arange(8) % 5
+
+    def gradients(model):
+        with tf.GradientTape() as tape:
+            logits = model(images, training=True)
+            loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        variables = {f"{layer.name}/{v.name}": v for layer in model.layers for v in layer.trainable_weights}
+        grads = tape.gradient(loss, list(variables.values()))
+        return {name: np.asarray(g) for name, g in zip(variables, grads, strict=True)}
+
+    inverted_grads, paper_grads = gradients(inverted), gradients(paper)
+    assert inverted_grads.keys() == paper_grads.keys()
+    halved = {name for name in paper_grads if name.startswith(("fc7/kernel", "fc8/kernel"))}
+    assert len(halved) == 2, sorted(paper_grads)
+    assert all(np.abs(inverted_grads[name]).max() > 1e-6 for name in halved), "a gradient to compare"
+    for name, grad in inverted_grads.items():
+        expected = grad / 2 if name in halved else grad
+        np.testing.assert_allclose(paper_grads[name], expected, rtol=2e-3, atol=1e-6, err_msg=name)
