@@ -60,8 +60,9 @@ def main(argv=None) -> dict:
     keras.mixed_precision.set_global_policy(args.precision)
     # No keras.utils.set_random_seed: it would import TensorFlow (to seed it) wherever it is installed.
     config = ModelConfig(
-        architecture="alexnet", towers=args.towers, activation="relu", dropout=0.5, lrn=True,
-        lrn_alpha_over_n=False, pooling="overlapping", init="glorot", width=args.width, fc_units=args.fc_units,
+        architecture="alexnet", towers=args.towers, activation="relu", dropout=0.5, dropout_scaling="inverted",
+        lrn=True, lrn_alpha_over_n=False, pooling="overlapping", init="glorot", width=args.width,
+        fc_units=args.fc_units,
     )  # fmt: skip
     model = build_model(config, args.classes, args.size)
     # The paper's rule and recipe (Sec. 5): momentum 0.9, weight decay 0.0005; float16 gets loss scaling.

@@ -104,6 +104,7 @@ def keras_worker(args) -> dict:
         towers=args.towers,
         activation="relu",
         dropout=0.5,
+        dropout_scaling="inverted",
         lrn=args.variant != "no LRN",
         lrn_alpha_over_n=False,
         pooling="overlapping",

@@ -6,7 +6,8 @@ from alexnet.claims import collect_runs
 from alexnet.config import load
 from alexnet.reports import build_report
 from alexnet.stage import stage_arguments, stage_main
-from alexnet.tracking import Tracker, best_baseline, tracked_run
+from alexnet.tracking import tracked_run
+from alexnet.tracking.study import StudyTracker, best_baseline
 
 PATHS = {
     "models": "parent folder of the runs' model folders (run.json)",
@@ -22,7 +23,7 @@ def main() -> None:
     runs = collect_runs(args.models, args.runs)
     figure1_file = args.figure1 / "figure1.json"
     figure1 = json.loads(figure1_file.read_text()) if figure1_file.is_file() else None
-    tracker = Tracker(cfg.tracking).connect()
+    tracker = StudyTracker(cfg.tracking).connect()
     report = build_report(cfg, runs, args.out, figure1, tracked=tracker.variant_runs())
     study = cfg.tracking.experiment
     tags = {"study": study, "dvc_stage": "compare", "kind": "study"}

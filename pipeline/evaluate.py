@@ -3,7 +3,7 @@
 import alexnet.backend  # noqa: F401  (first: sets KERAS_BACKEND from params.yaml)
 from alexnet.config import load
 from alexnet.data.input import load_prepared
-from alexnet.evaluation import evaluate_run
+from alexnet.evaluation import evaluate_run, train_val_gap
 from alexnet.stage import RunLayout, stage_arguments, stage_main
 from alexnet.tracking import Tracker, run_tags, tracked_run
 
@@ -28,7 +28,7 @@ def main() -> None:
     report_dir = layout.report_dir
     with tracked_run(tracker, layout.name, tags, resume_run_id=layout.identity().get("mlflow_run_id")):
         results = evaluate_run(cfg, data, layout.model_file, report_dir)
-        tracker.log_evaluation(results, data, layout.history_file)
+        tracker.log_evaluation(results, data, train_val_gap(layout.history_file))
         tracker.set_tags({"dvc_stage": "evaluate"})
         tracker.log_artifacts(report_dir / "figures", "figures")
         tracker.log_artifact(layout.metrics_file)

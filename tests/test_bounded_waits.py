@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from pipeline_copy import run_logged
@@ -29,8 +31,35 @@ def test_a_daemon_holding_the_output_does_not_block_the_caller(tmp_path):
         os.kill(daemon, signal.SIGKILL)
 
 
+def alive(pid: int) -> bool:
+    """Running or stopped; a zombie (killed, not yet reaped by whoever adopted it) counts as gone."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def gone_within(pids: list[int], seconds: float) -> list[int]:
+    """The pids still alive after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(alive(pid) for pid in pids):
+        time.sleep(0.1)
+    return [pid for pid in pids if alive(pid)]
+
+
+# A leader with two children in its process group, which print their pids (`sh -c` runs `&` jobs in its own group).
+LEADER_WITH_CHILDREN = "sleep 120 & echo child $!; sleep 120 & echo child $!; echo begun; wait"
+
+
 def test_a_command_past_its_timeout_is_killed_with_its_group(tmp_path):
     started = time.monotonic()
-    with pytest.raises(AssertionError, match="did not finish in 2s"):
-        run_logged(["sh", "-c", "echo begun; sleep 120 & sleep 120"], tmp_path, dict(os.environ), timeout=2)
+    with pytest.raises(AssertionError, match="did not finish in 2s") as failure:
+        run_logged(["sh", "-c", LEADER_WITH_CHILDREN], tmp_path, dict(os.environ), timeout=2)
     assert time.monotonic() - started < 40
+    children = [int(pid) for pid in re.findall(r"^child (\d+)$", str(failure.value), re.MULTILINE)]
+    assert len(children) == 2, str(failure.value)
+    survivors = gone_within(children, 10)
+    for pid in survivors:  # leave nothing behind, then fail
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, f"the leader was killed but its children {survivors} were not"

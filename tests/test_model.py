@@ -32,8 +32,9 @@ def model_config(raw_params):
 @pytest.fixture(scope="module")
 def paper_model():
     raw = {
-        "architecture": "alexnet", "towers": 2, "activation": "relu", "dropout": 0.5, "lrn": True,
-        "lrn_alpha_over_n": False, "pooling": "overlapping", "init": "paper", "width": 1.0, "fc_units": 4096,
+        "architecture": "alexnet", "towers": 2, "activation": "relu", "dropout": 0.5, "dropout_scaling": "inverted",
+        "lrn": True, "lrn_alpha_over_n": False, "pooling": "overlapping", "init": "paper", "width": 1.0,
+        "fc_units": 4096,
     }
     keras.utils.set_random_seed(0)
     return build_model(ModelConfig(**raw), num_classes=1000, input_size=224)

@@ -8,6 +8,7 @@ import sqlite3
 import pytest
 import yaml
 from pipeline_copy import dvc, project_copy, small_params, stages_run
+from test_quiet import ALARMING
 
 TAGS = ("variant", "seed", "dvc_stage", "git_commit", "dvc_exp_name", "data_hash")
 
@@ -15,7 +16,7 @@ TAGS = ("variant", "seed", "dvc_stage", "git_commit", "dvc_exp_name", "data_hash
 @pytest.fixture(scope="module")
 def reproduced(tmp_path_factory):
     project = project_copy(tmp_path_factory.mktemp("e2e") / "project", small_params)
-    first = dvc(project, "repro")
+    first = dvc(project, "repro", env={"TF_CPP_MIN_LOG_LEVEL": "2"})  # as `make run` sets it
     return project, first
 
 
@@ -28,6 +29,14 @@ def test_first_repro_runs_every_stage(reproduced):
     report = (project / "reports" / "ablations.md").read_text()
     assert "\n| baseline | 1 |" in report and "\n| no_lrn | 1 |" in report, report
     assert (project / "models" / "baseline-s0" / "model.keras").stat().st_size > 0
+
+
+def test_the_console_shows_stages_and_results_and_nothing_that_reads_like_an_error(reproduced):
+    """`make run`'s output: no TensorFlow start-up lines (absl preamble, I/W/E0000, a failed cuInit without a GPU)."""
+    _, output = reproduced
+    noise = [line for line in output.splitlines() if ALARMING.search(line) or line.startswith("I0000")]
+    assert not noise, "\n".join(noise[:10])
+    assert "evaluate: baseline-s0 top-1 error" in output and "compare: 2 runs" in output
 
 
 def test_report_metrics_are_fractions(reproduced):

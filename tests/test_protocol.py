@@ -52,6 +52,24 @@ def test_step_schedule_rates_by_epoch():
     assert rates[12:] == pytest.approx([0.0001] * 4)  # ... and after epoch 12 (0.75 of 16)
 
 
+@pytest.mark.parametrize(
+    ("fractions", "epochs", "drop_after"),
+    [
+        ([0.5, 0.75], 90, [45, 68]),  # 67.5 -> 68: a half rounds up (Python's round() would say 68, but ...)
+        ([0.25, 0.75], 10, [3, 8]),  # ... 2.5 -> 3 where round() gives 2: not banker's rounding
+        ([0.3, 0.7], 7, [2, 5]),  # 2.1 -> 2 and 4.9 -> 5: to the nearest epoch
+        ([0.75], 6, [5]),  # 4.5 -> 5
+    ],
+)
+def test_step_schedule_rounds_a_fraction_of_the_epochs_to_the_nearest_epoch_halves_up(fractions, epochs, drop_after):
+    schedule = training.StepSchedule(1.0, 0.1, fractions, epochs=epochs)
+    assert schedule.drop_after == drop_after
+    rates = [schedule.rate(epoch) for epoch in range(epochs)]
+    drops = [epoch for epoch in range(1, epochs) if rates[epoch] < rates[epoch - 1]]
+    assert drops == drop_after, "the first epoch at the lower rate is the 0-based index drop_after"
+    assert rates[-1] == pytest.approx(0.1 ** len(fractions))
+
+
 def test_step_schedule_drops_the_rate_at_the_stated_epochs_in_training(prepared, trained):
     _, cfg, _ = prepared
     _, rows = trained

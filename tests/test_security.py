@@ -135,7 +135,7 @@ def test_no_pickle_eval_or_unchecked_extraction_in_the_code():
 
 def test_mlflow_ui_listens_on_loopback_by_default(monkeypatch):
     from alexnet.cli import build_parser
-    from alexnet.tracking import ui_command
+    from alexnet.tracking.ui import ui_command
 
     command = ui_command()
     assert command[command.index("--host") + 1] == "127.0.0.1"

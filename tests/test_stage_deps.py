@@ -7,8 +7,10 @@ followed through src/alexnet), so a new import, or a new module such as a run la
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ PACKAGE = "src/alexnet"
 
 # Imports a stage never runs: cli.py's `alexnet predict` / `alexnet ui` subcommands (stage scripts call only
 # cli.stage_main). Without this every stage would list predict.py and its closure.
-NEVER_RUN_BY_STAGES = {("src/alexnet/cli.py", "alexnet.predict"), ("src/alexnet/cli.py", "alexnet.tracking")}
+NEVER_RUN_BY_STAGES = {("src/alexnet/cli.py", "alexnet.predict"), ("src/alexnet/cli.py", "alexnet.tracking.ui")}
 
 
 def module_file(root: Path, module: str) -> str | None:
@@ -148,18 +150,52 @@ def _changed_stages(root: Path, module: str) -> set[str]:
     return changed
 
 
-def test_dvc_status_marks_every_stage_importing_a_changed_module(tmp_path):
-    root = project_copy(tmp_path / "project")
+def _stale_stages(root: Path) -> set[str]:
+    """Every stage `dvc status` reports as not up to date, for any reason (matrix names collapsed)."""
+    return {stage.split("@")[0] for stage in json.loads(dvc(root, "status", "--json").strip().splitlines()[-1])}
+
+
+@contextlib.contextmanager
+def edited(root: Path, module: str) -> Iterator[None]:
+    """`module` with a line appended for the block, then restored (DVC compares contents, so it is clean again)."""
+    path = root / module
+    original = path.read_text()
+    path.write_text(original + "\n# edited\n")
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+@pytest.fixture(scope="module")
+def recorded_project(tmp_path_factory):
+    """A project copy whose whole pipeline DVC records as up to date (placeholder outputs, no training)."""
+    root = project_copy(tmp_path_factory.mktemp("deps") / "project")
     _placeholder_outputs(root)
     dvc(root, "commit", "--force")
-    assert json.loads(dvc(root, "status", "--json").strip().splitlines()[-1]) == {}
+    assert _stale_stages(root) == set()
     git(root, "add", "-A")
     git(root, "commit", "-qm", "pipeline recorded")
+    return root
 
+
+def test_dvc_status_marks_every_stage_importing_a_changed_module(recorded_project):
+    root = recorded_project
     for module in ("src/alexnet/config.py", "src/alexnet/data/decode.py"):
-        with open(root / module, "a") as stream:
-            stream.write("\n# changed\n")
-        importers = {stage for stage, (script, _) in STAGES.items() if module in import_closure(root, script)}
-        assert importers, module
-        assert _changed_stages(root, module) == importers, module
+        with edited(root, module):
+            importers = {stage for stage, (script, _) in STAGES.items() if module in import_closure(root, script)}
+            assert importers, module
+            assert _changed_stages(root, module) == importers, module
     assert importers == {"ingest"}  # decode.py: ingest alone checks images with Pillow
+    assert _stale_stages(root) == set()
+
+
+def test_editing_the_ui_charts_reruns_compare_alone_never_train_or_evaluate(recorded_project):
+    """The MLflow UI's chart JSON is compare's dep only: a new chart does not retrain the study's models."""
+    root = recorded_project
+    with edited(root, "src/alexnet/study_view.py"):
+        assert _stale_stages(root) == {"compare"}
+    with edited(root, "src/alexnet/tracking/ui.py"):  # `alexnet ui`: no stage runs it
+        assert _stale_stages(root) == set()
+    with edited(root, "src/alexnet/tracking/run.py"):  # the run's logging: train and evaluate (and compare)
+        assert {"train", "evaluate"} <= _stale_stages(root)

@@ -7,6 +7,7 @@ on an untrained AlexNet, so the test takes seconds and needs no DVC.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -16,10 +17,14 @@ from test_evaluation import make_prepared
 
 from alexnet.cli import main
 from alexnet.data.input import load_prepared
+from alexnet.evaluation import train_val_gap
 from alexnet.model import build_model
 from alexnet.model.saved import CARD_FILE, model_card
 from alexnet.reports import RunResult
-from alexnet.tracking import CHAMPION, Tracker, best_baseline, tracked_run
+from alexnet.study_view import VIEW_TAG, study_view_state, study_view_url
+from alexnet.tracking import Tracker, tracked_run
+from alexnet.tracking.study import CHAMPION, StudyTracker, best_baseline
+from alexnet.tracking.ui import study_view_link
 
 NAME = "alexnet-test"
 
@@ -46,14 +51,14 @@ def train_and_evaluate(world, name: str, variant: str, ten_crop_error: float) ->
     evaluation = Tracker(world["tracking"], world["root"]).connect()
     results = {"top1_error": ten_crop_error + 0.01, "ten_crop_top1_error": ten_crop_error}
     with tracked_run(evaluation, name, {}, tracker.run_id):
-        evaluation.log_evaluation(results, data, world["history"])
+        evaluation.log_evaluation(results, data, train_val_gap(world["history"]))
     return RunResult(name, variant, 0, results, [], tracker.run_id)
 
 
 def study(world, errors: dict[str, float]) -> tuple[list[RunResult], int | None]:
     runs = [train_and_evaluate(world, name, name.rpartition("-")[0], error) for name, error in errors.items()]
     champion = best_baseline(runs)
-    tracker = Tracker(world["tracking"], world["root"]).connect()
+    tracker = StudyTracker(world["tracking"], world["root"]).connect()
     return runs, tracker.register_champion(champion.mlflow_run_id, champion.name)
 
 
@@ -140,19 +145,52 @@ def test_a_second_study_moves_the_alias_and_rerunning_reuses_the_version(world, 
     runs, second_version = study(world, {"baseline-c": 0.10, "tanh-c": 0.05})
     assert second_version == first_version + 1
     assert client(world).get_model_version_by_alias(NAME, CHAMPION).run_id == runs[0].mlflow_run_id
-    again = Tracker(world["tracking"], world["root"]).connect().register_champion(runs[0].mlflow_run_id, "again")
+    again = StudyTracker(world["tracking"], world["root"]).connect().register_champion(runs[0].mlflow_run_id, "again")
     assert again == second_version, "compare re-run on the same model does not add a version"
 
 
 def test_tracking_off_or_unreachable_skips_registration_in_one_line(world, first_study, capsys, monkeypatch):
     runs, _ = first_study
-    off = Tracker(world["tracking"].model_copy(update={"enabled": False}), world["root"]).connect()
+    off = StudyTracker(world["tracking"].model_copy(update={"enabled": False}), world["root"]).connect()
     assert off.register_champion(runs[1].mlflow_run_id, "x") is None
     assert capsys.readouterr().out.strip() == f"tracking: registry skipped, {NAME}@champion not moved " \
         "(tracking.enabled: false)"  # fmt: skip
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # a shared server that is down
-    tracker = Tracker(world["tracking"].model_copy(update={"on_failure": "warn"}), world["root"]).connect()
+    tracker = StudyTracker(world["tracking"].model_copy(update={"on_failure": "warn"}), world["root"]).connect()
     capsys.readouterr()
     assert tracker.register_champion(runs[1].mlflow_run_id, "x") is None
     out = capsys.readouterr().out.strip()
     assert out.startswith("tracking: registry skipped") and "127.0.0.1:9" in out and "\n" not in out, out
+
+
+def test_the_study_view_is_stored_on_the_experiment_and_ui_names_its_address(world, first_study, tmp_path,
+                                                                            monkeypatch):
+    """compare stores the view as an experiment tag; `alexnet ui` finds it through MlflowClient, not SQL."""
+    (tmp_path / "params.yaml").write_text(Path(__file__).resolve().parents[1].joinpath("params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_ROOT", str(world["root"]))
+    experiment = client(world).get_experiment_by_name(world["tracking"].experiment)
+    assert VIEW_TAG not in experiment.tags
+    assert study_view_link("http://ui") is None, "no view before compare stored one"
+
+    StudyTracker(world["tracking"], world["root"]).connect().share_study_view()
+    experiment = client(world).get_experiment_by_name(world["tracking"].experiment)
+    assert json.loads(experiment.tags[VIEW_TAG]) == study_view_state()
+    assert study_view_link("http://ui") == study_view_url("http://ui", experiment.experiment_id)
+
+
+def test_no_store_no_link_and_no_store_created(tmp_path, monkeypatch):
+    (tmp_path / "params.yaml").write_text(Path(__file__).resolve().parents[1].joinpath("params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    assert study_view_link("http://ui") is None
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_train_val_gap_is_the_last_epochs_val_minus_train_error(tmp_path):
+    history = tmp_path / "history.csv"
+    assert train_val_gap(history) is None
+    history.write_text("epoch,top1_error,val_top1_error\n")
+    assert train_val_gap(history) is None
+    history.write_text("epoch,top1_error,val_top1_error\n1,0.5,0.9\n2,0.25,0.5\n")
+    assert train_val_gap(history) == pytest.approx(0.25)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from alexnet.quiet import import_tensorflow
+
 BACKENDS = ("tensorflow", "jax")
 
 
@@ -44,3 +46,4 @@ def require(backend: str) -> str:
 
 
 select(configured_backend())
+import_tensorflow()  # last, once every variable TensorFlow reads as it loads is set: without its start-up noise

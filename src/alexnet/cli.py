@@ -12,7 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _ui(args: argparse.Namespace) -> None:
-    from alexnet.tracking import study_view_link, ui_command
+    from alexnet.tracking.ui import study_view_link, ui_command
 
     command = ui_command(args.host, args.port)
     print(f"MLflow UI on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)

@@ -73,6 +73,7 @@ class ModelConfig(Section):
     towers: Literal[1, 2]
     activation: Literal["relu", "tanh"]
     dropout: Probability
+    dropout_scaling: Literal["inverted", "paper"]
     lrn: bool
     lrn_alpha_over_n: bool
     pooling: Literal["overlapping", "non_overlapping"]

@@ -224,3 +224,12 @@ def evaluate_run(cfg, data, model_file: Path, report_dir: Path) -> dict[str, flo
     results["per_class_accuracy_min"] = float(per_class_accuracy(matrix).min())
     (report_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def train_val_gap(history_file: Path) -> float | None:
+    """Last epoch's val top-1 error minus its train top-1 error, from history.csv (None if absent or empty)."""
+    if not history_file.is_file():
+        return None
+    with history_file.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return float(rows[-1]["val_top1_error"]) - float(rows[-1]["top1_error"]) if rows else None

@@ -1,10 +1,12 @@
 """Figure 1 of the paper (Sec. 3.1): ReLU vs tanh in a four-layer convolutional net on small images.
 
-The paper's protocol: a four-layer convolutional network on 32x32 images (CIFAR-10), no
-regularisation, "the learning rates for each network were chosen independently to make training as
-fast as possible", and the measure is the number of epochs to reach 25% training error (ReLU: 6x
-fewer). figure1.data picks the images: `prepared`, the ingested subset downsampled to
-figure1.image_size (offline, the default), or `cifar10`, the paper's data (fetched, see
+What the paper states (Figure 1's caption): "a four-layer convolutional neural network" on CIFAR-10 (32x32
+images), "no regularization of any kind", "the learning rates for each network were chosen independently to
+make training as fast as possible", and the measure is the number of epochs to reach 25% training error
+(ReLU: 6x fewer). It gives no layer sizes: the net in four_layer_net (three 5x5 convolutions of 32, 32 and 64
+maps, each with a 3/2 max-pool, then one softmax layer) is this project's choice, in the style of
+cuda-convnet's small CIFAR-10 nets, not the paper's. figure1.data picks the images: `prepared`, the ingested
+subset downsampled to figure1.image_size (offline, the default), or `cifar10`, the paper's data (fetched, see
 alexnet.data.cifar10).
 
 Seeds: every seed in figure1.seeds trains both nets. The learning-rate sweep (figure1.learning_rates,
@@ -81,7 +83,11 @@ def training_set(cfg: Config, prepared: Path, progress: bool = True) -> SmallIma
 
 
 def four_layer_net(activation: str, num_classes: int, size: int) -> keras.Model:
-    """Three conv layers and a softmax layer, no dropout or weight decay (Sec. 3.1, Figure 1)."""
+    """Three conv layers and a softmax layer, no dropout or weight decay.
+
+    Four layers and no regularisation are the paper's (Figure 1); the kernel sizes, map counts and pooling are
+    this project's choice, since the paper gives none.
+    """
     inputs = keras.Input((size, size, 3))
     x = keras.layers.Conv2D(32, 5, padding="same", activation=activation, name="conv1")(inputs)
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)

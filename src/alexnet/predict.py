@@ -96,11 +96,14 @@ def check_data(card: dict, data, model: Path, folder: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from alexnet.quiet import import_tensorflow
+
+    import_tensorflow()  # before alexnet.data.input loads it: without TensorFlow's start-up noise
     from alexnet.data.input import load_prepared
     from alexnet.model.saved import load_classifier, softmax
 
     if str(args.model).startswith("models:/"):  # the registry, e.g. models:/alexnet@champion
-        from alexnet.tracking import download_registered_model
+        from alexnet.tracking.study import download_registered_model
 
         args.model = download_registered_model(str(args.model))
     classifier = load_classifier(args.model)

@@ -12,6 +12,13 @@ footnote 2 (architecture one_gpu: half the kernels in conv1-conv4, conv5 and the
 
 Given a seed, every layer's initial weights and dropout masks come from (seed, layer name) alone, so two
 variants trained with the same seed start from the same weights wherever their layer shapes agree.
+
+Dropout (Sec. 4.2) departs from the paper in its scaling. Keras' Dropout is inverted: in training it zeroes
+a unit with probability `model.dropout` and multiplies the kept ones by 1 / (1 - dropout), 2 at 0.5; at test it
+passes outputs unchanged. The paper keeps the kept units as they are and multiplies the outputs by 0.5 at test.
+Both give the same function at test, but in training fc7 and fc8 (after drop6, drop7) see inputs twice as
+large: with the paper's init (std 0.01) and learning rate they behave as if initialised at std 0.02 and
+trained at 4x the rate. `model.dropout_scaling: paper` uses PaperDropout, the paper's scaling.
 """
 
 from __future__ import annotations
@@ -57,6 +64,16 @@ class TowerConv2D(layers.Conv2D):
         return ops.concatenate([layers.Conv2D.convolution_op(self, x, w) for x, w in towers], axis=-1)
 
 
+@keras.saving.register_keras_serializable(package="alexnet")
+class PaperDropout(layers.Dropout):
+    """Dropout scaled as in the paper (Sec. 4.2, `model.dropout_scaling: paper`): in training the kept units pass
+    unchanged, at test every output is multiplied by 1 - rate ("we use all the neurons but multiply their outputs
+    by 0.5"). That is Keras' inverted Dropout times (1 - rate): the same masks for the same seed."""
+
+    def call(self, inputs, training=False):
+        return super().call(inputs, training=training) * (1.0 - self.rate)
+
+
 def build_model(cfg: ModelConfig, num_classes: int, input_size: int, seed: int | None = None) -> keras.Model:
     """AlexNet as a functional model: mean-subtracted float images in, float32 logits out.
 
@@ -97,7 +114,8 @@ def build_model(cfg: ModelConfig, num_classes: int, input_size: int, seed: int |
         return layers.MaxPooling2D(pool_size, strides=2, padding=padding, name=name)(x)
 
     def dropout(x, name):
-        return layers.Dropout(cfg.dropout, seed=layer_seed(seed, name), name=name)(x) if cfg.dropout > 0 else x
+        kind = PaperDropout if cfg.dropout_scaling == "paper" else layers.Dropout
+        return kind(cfg.dropout, seed=layer_seed(seed, name), name=name)(x) if cfg.dropout > 0 else x
 
     inputs = keras.Input((input_size, input_size, 3), name="image")
     # Sec. 3.5 says 224x224x3 in, 55x55 out of conv1; that arithmetic needs 227, so pad 2 each side
