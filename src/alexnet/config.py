@@ -138,8 +138,10 @@ class Figure1Config(Section):
     image_size: Annotated[int, Field(ge=8, le=128)]
     epochs: PositiveInt
     batch_size: PositiveInt
+    inits: Annotated[list[Literal["glorot", "paper"]], Field(min_length=1)]
     learning_rates: Annotated[list[Annotated[float, Field(gt=0.0, le=10.0)]], Field(min_length=1)]
     target_error: Annotated[float, Field(gt=0.0, lt=1.0)]
+    tuning_seed: Annotated[int, Field(ge=0)]
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
     data: Literal["prepared", "cifar10"]
     url: str | None
@@ -149,6 +151,15 @@ class Figure1Config(Section):
     def _distinct_seeds(self) -> Figure1Config:
         if len(set(self.seeds)) != len(self.seeds):
             raise ValueError("seeds has duplicates; list each replicate seed once")
+        if len(set(self.inits)) != len(self.inits):
+            raise ValueError("inits has duplicates; list each initialisation once")
+        if len(set(self.learning_rates)) != len(self.learning_rates):
+            raise ValueError("learning_rates has duplicates; list each rate once")
+        if self.tuning_seed in self.seeds:
+            raise ValueError(
+                f"figure1.tuning_seed {self.tuning_seed} is also in figure1.seeds {list(self.seeds)}; the rates are "
+                "chosen on the tuning seed, so the estimate's seeds must not include it: pick another tuning_seed"
+            )
         return self
 
 
