@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run run-synthetic test test-kernels test-slow test-all browser lint ui bench clean
+.PHONY: setup run run-synthetic run-dropout run-figure1 test test-kernels test-slow test-all browser lint ui bench clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,31 @@ endif
 	@echo "         reports/figure1/figure1.png, reports/runs/<variant>-s<seed>/ (metrics.json, figures/),"
 	@echo "         models/<variant>-s<seed>/model.keras"
 	@echo "MLflow:  make ui, then open http://127.0.0.1:5000"
+
+# A profile file's KEY=VALUE lines as `dvc exp run -S` options; the data overrides `make run` passes, when IMAGENETTE is set.
+profile = $(foreach override,$(shell grep -E '^[a-z]' $(1)),-S '$(override)')
+DATA_OVERRIDES = $(if $(IMAGENETTE),-S 'data.url=$(IMAGENETTE)' $(if $(IMAGENETTE_SHA256),-S data.sha256=$(IMAGENETTE_SHA256)))
+
+## run-dropout: issue 24's dropout study: baseline and no_dropout, 48 epochs, seeds 0-2 (profiles/dropout.params),
+## the rest of the default profile; IMAGENETTE as for `make run`. About 65-100 min on 2 CPU cores (6 trainings of
+## 48 epochs at 9-15 min each, their evaluations, and the default Figure 1 unless DVC already has it). Not yet run.
+##   make run-dropout IMAGENETTE=../shared/data/imagenette2-224.tgz
+run-dropout: setup
+	@[ -d .git ] || git init --quiet
+	$(BIN)/dvc exp run -n dropout $(DATA_OVERRIDES) $(call profile,profiles/dropout.params)
+	@echo
+	@echo "Results (experiment 'dropout'): reports/ablations.md (the dropout claims), reports/curves.png,"
+	@echo "         reports/runs/{baseline,no_dropout}-s{0,1,2}/; compare: dvc exp show"
+
+## run-figure1: issue 24's Figure 1: ReLU vs tanh under both inits (glorot, paper), 5 rates swept on tuning seed 100,
+## seeds 0-2 (profiles/figure1.params); only the figure1 stage (and ingest/preprocess if needed). About 20 min on
+## 2 CPU cores (32 trainings of the four-layer net at ~0.6 min each). Not yet run.
+##   make run-figure1 IMAGENETTE=../shared/data/imagenette2-224.tgz
+run-figure1: setup
+	@[ -d .git ] || git init --quiet
+	$(BIN)/dvc exp run -n figure1-inits $(DATA_OVERRIDES) $(call profile,profiles/figure1.params) figure1
+	@echo
+	@echo "Results (experiment 'figure1-inits'): reports/figure1/figure1.json (by_init), reports/figure1/figure1.png"
 
 ## run-synthetic: the whole pipeline offline in about two minutes, on generated images and a small net
 ## (the overrides in profiles/synthetic.params, one `dvc exp run -S` per line; the tests use the same file)

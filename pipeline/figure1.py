@@ -17,10 +17,11 @@ def main() -> None:
     for init, measured in result["by_init"].items():
         medians = measured["median_epochs_to_target"]
         epochs = {a: censored if value is None else f"{value:g}" for a, value in medians.items()}
-        ratio = f"tanh/relu {medians['tanh'] / medians['relu']:.1f}x" if all(medians.values()) else "ratio not measurable"
+        measurable = all(medians.values())
+        ratio = f"tanh/relu {medians['tanh'] / medians['relu']:.1f}x" if measurable else "ratio not measurable"
         print(f"figure1 ({result['data']}, init {init}): median epochs to {cfg.figure1.target_error:.0%} training "
               f"error over {len(measured['seeds'])} seeds: relu {epochs['relu']}, tanh {epochs['tanh']} ({ratio}; "
-              f"paper: 6x; rates chosen on seed {result['tuning_seed']}: {measured['best_learning_rate']})")  # fmt: skip
+              f"paper: 6x; rates {measured['best_learning_rate']} chosen on seed {result['tuning_seed']})")  # fmt: skip
     print(f"figure1: wrote {args.out}")
 
 if __name__ == "__main__":

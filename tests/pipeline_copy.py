@@ -33,16 +33,25 @@ def profile_overrides(path: Path = PROFILE_FILE) -> dict[str, object]:
     return {key: yaml.safe_load(value) for key, value in pairs}
 
 
-def synthetic_profile(params: dict) -> dict:
-    """Edit a params tree in place to the synthetic profile (offline, minutes on a CPU); returns it."""
-    for dotted, value in profile_overrides().items():
+def apply_profile(params: dict, path: Path = PROFILE_FILE) -> dict:
+    """Edit a params tree in place as `dvc exp run -S` would with a profile file's lines; returns it.
+
+    Each key must already exist in params.yaml (dvc would add a misspelt one, and config would reject it).
+    """
+    for dotted, value in profile_overrides(path).items():
         *sections, leaf = dotted.split(".")
         node = params
         for section in sections:
+            assert isinstance(node.get(section), dict), f"{path.name}: {dotted} is not a key of params.yaml"
             node = node[section]
-        assert leaf in node, f"{PROFILE_FILE}: {dotted} is not a key of params.yaml"
+        assert leaf in node, f"{path.name}: {dotted} is not a key of params.yaml"
         node[leaf] = copy.deepcopy(value)
     return params
+
+
+def synthetic_profile(params: dict) -> dict:
+    """Edit a params tree in place to the synthetic profile (offline, minutes on a CPU); returns it."""
+    return apply_profile(params, PROFILE_FILE)
 
 
 def read_params(synthetic: bool = True) -> dict:

@@ -183,7 +183,8 @@ def test_figure1_stage_runs_on_cifar10_without_prepared_data(archive, tmp_path):
     result = subprocess.run([str(BIN / "python"), str(REPO / script), *arguments], cwd=tmp_path, env=environment(),
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "figure1 (cifar10, init glorot): median epochs to 95% training error over 2 seeds: relu 1, tanh 1" in result.stdout
+    expected = "figure1 (cifar10, init glorot): median epochs to 95% training error over 2 seeds: relu 1, tanh 1"
+    assert expected in result.stdout
     written = json.loads((tmp_path / "reports/figure1/figure1.json").read_text())
     assert written["data"] == "cifar10" and written["train_images"] == 5 * 10 * PER_CLASS
     assert [entry["seed"] for entry in written["seeds"]] == [0, 1]

@@ -105,6 +105,12 @@ def test_one_weird_trick_refuses_towers_and_lrn_it_would_ignore(raw_params, edit
         (lambda p: p["train"].update(lr_steps=[1.5]), "train.lr_steps"),
         (lambda p: p["figure1"].update(seeds=[0, 0]), "figure1: seeds has duplicates"),
         (lambda p: p["figure1"].update(data="mnist"), "figure1.data"),
+        (lambda p: p["figure1"].update(inits=["he"]), "figure1.inits.0: Input should be 'glorot' or 'paper'"),
+        (lambda p: p["figure1"].update(inits=[]), "figure1.inits: List should have at least 1 item"),
+        (lambda p: p["figure1"].update(inits=["paper", "paper"]), "figure1: inits has duplicates"),
+        (lambda p: p["figure1"].update(learning_rates=[0.01, 0.01]), "figure1: learning_rates has duplicates"),
+        (lambda p: p["figure1"].update(tuning_seed=1, seeds=[0, 1, 2]),
+         "figure1.tuning_seed 1 is also in figure1.seeds [0, 1, 2]"),
         (lambda p: p["model"].update(architecture="one_gpu", towers=2), "set model.towers: 1"),
     ],
 )
