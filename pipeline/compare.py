@@ -1,16 +1,16 @@
-"""DVC stage `compare`: the ablation table, paper-claim verdicts and curves -> --out; MLflow parent run."""
+"""DVC stage `compare`: the ablation table, paper-claim verdicts and curves -> --out; MLflow parent run.
 
-import json
+The report is `alexnet report`'s, from the same code (reports.report_from_folder); this stage adds MLflow.
+"""
 
-from alexnet.claims import collect_runs
 from alexnet.config import load
-from alexnet.reports import build_report
+from alexnet.reports import report_from_folder
 from alexnet.stage import stage_arguments, stage_main
 from alexnet.tracking import Tracker, best_baseline, tracked_run
 
 PATHS = {
     "models": "parent folder of the runs' model folders (run.json)",
-    "runs": "parent folder of the runs' report folders (metrics.json, history.csv)",
+    "runs": "parent folder of the runs' report folders (metrics.json, per_image.csv, history.csv)",
     "figure1": "the figure1 stage's folder (figure1.json, figure1.png)",
     "out": "folder for ablations.md/.json and curves",
 }
@@ -19,11 +19,9 @@ PATHS = {
 def main() -> None:
     args = stage_arguments(__doc__, PATHS)
     cfg = load()
-    runs = collect_runs(args.models, args.runs)
-    figure1_file = args.figure1 / "figure1.json"
-    figure1 = json.loads(figure1_file.read_text()) if figure1_file.is_file() else None
+    report = report_from_folder(args.runs, args.out, args.figure1 / "figure1.json", models=args.models)
+    runs = report.runs
     tracker = Tracker(cfg.tracking).connect()
-    report = build_report(cfg, runs, args.out, figure1, tracked=tracker.variant_runs())
     study = cfg.tracking.experiment
     tags = {"study": study, "dvc_stage": "compare", "kind": "study"}
     with tracked_run(tracker, f"study-{study}", tags, resume_run_id=None):

@@ -275,7 +275,8 @@ class Tracker:
     def log_evaluation(self, results: dict[str, float], data, history_file: Path | None = None) -> None:
         """Evaluation metrics linked to the run's logged model and to the prepared data (MLflow 3 Models tab).
 
-        Also logs `train_val_gap` (last epoch's val minus train top-1 error), a key column of the runs table.
+        Also logs `train_val_gap` (last epoch's val minus inference-mode train top-1 error), a key column of the
+        runs table.
         """
         dataset = self.log_dataset(data, "eval")
         metrics = {f"eval_{key}": value for key, value in results.items()}
@@ -395,14 +396,11 @@ def _check_reachable(uri: str) -> None:
 
 
 def train_val_gap(history_file: Path) -> float | None:
-    """Last epoch's val top-1 error minus its train top-1 error, from history.csv (None if absent)."""
-    import csv
+    """history.csv's train-val gap, by its one definition (alexnet.runs.train_val_gap); None if absent."""
+    from alexnet.runs import read_history
+    from alexnet.runs import train_val_gap as gap
 
-    if not history_file.is_file():
-        return None
-    with history_file.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return float(rows[-1]["val_top1_error"]) - float(rows[-1]["top1_error"]) if rows else None
+    return gap(read_history(history_file)) if history_file.is_file() else None
 
 
 def prepared_dataset(data, split: str) -> Any:
