@@ -170,7 +170,8 @@ def brown_forsythe(groups: list[np.ndarray]) -> float | None:
     None when it cannot be computed: fewer than two groups, or no spread within any group."""
     if len(groups) < 2:
         return None
-    p_value = float(stats.levene(*groups, center="median").pvalue)
+    with np.errstate(divide="ignore", invalid="ignore"):  # no spread in any group: 0 / 0, reported as None
+        p_value = float(stats.levene(*groups, center="median").pvalue)
     return None if math.isnan(p_value) else p_value
 
 
