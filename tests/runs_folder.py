@@ -17,7 +17,9 @@ def write_runs(runs_dir: Path, runs: list[RunResult], models_dir: Path | None = 
         folder.mkdir(parents=True, exist_ok=True)
         identity_dir = folder if models_dir is None else models_dir / result.name
         identity_dir.mkdir(parents=True, exist_ok=True)
-        (identity_dir / "run.json").write_text(json.dumps({"variant": result.variant, "seed": result.seed}))
+        (identity_dir / "run.json").write_text(
+            json.dumps({"variant": result.variant, "seed": result.seed, "data_hash": result.data_hash or "abc"})
+        )
         (folder / "metrics.json").write_text(json.dumps(result.metrics))
         with (folder / "history.csv").open("w", newline="") as handle:
             writer = csv.writer(handle)

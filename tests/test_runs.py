@@ -56,6 +56,9 @@ def test_export_runs_copies_exactly_the_four_result_files(tmp_path):
         (lambda folder: (folder / "no_lrn-s0" / "per_image.csv").write_text(
             "index,label,top1_correct\n" + "".join(f"{i},{(i + 1) % 10},1\n" for i in range(50))),
          "no_lrn-s0/per_image.csv: its images (index, label) differ from baseline-s0's"),
+        (lambda folder: (folder / "no_lrn-s0" / "run.json").write_text(
+            json.dumps({"variant": "no_lrn", "seed": 0, "data_hash": "other"})),
+         "no_lrn-s0/run.json: data_hash other differs from baseline-s0's abc"),
         (lambda folder: (folder / "no_lrn-s0").rename(folder / "no_lrn-s7"),
          "no_lrn-s7/run.json: names run no_lrn-s0, but its folder is no_lrn-s7"),
     ],

@@ -39,6 +39,7 @@ class RunResult:
     history: list[dict[str, float]]
     mlflow_run_id: str | None = None
     per_image: dict[str, np.ndarray] | None = None  # per_image.csv's columns
+    data_hash: str | None = None  # run.json: the prepared data it trained and was evaluated on
 
     @property
     def epochs(self) -> int:
@@ -101,7 +102,8 @@ def _read_run(name: str, files: dict[str, Path]) -> RunResult:
     if expected != name:
         raise RunsError(f"{files[RUN_FILE]}: names run {expected}, but its folder is {name}; rename the folder")
     return RunResult(name, identity["variant"], int(identity["seed"]), metrics, read_history(files[HISTORY_FILE]),
-                     identity.get("mlflow_run_id"), read_per_image(files[PER_IMAGE_FILE]))  # fmt: skip
+                     identity.get("mlflow_run_id"), read_per_image(files[PER_IMAGE_FILE]),
+                     identity.get("data_hash"))  # fmt: skip
 
 
 def load_runs(runs: Path, models: Path | None = None) -> list[RunResult]:
@@ -122,16 +124,20 @@ def load_runs(runs: Path, models: Path | None = None) -> list[RunResult]:
         if models is not None:
             files[RUN_FILE] = models / name / RUN_FILE
         loaded.append(_read_run(name, files))
-        _check_pairs(loaded[0], loaded[-1], files[PER_IMAGE_FILE])
+        _check_pairs(loaded[0], loaded[-1], files)
     return loaded
 
 
-def _check_pairs(first: RunResult, run: RunResult, path: Path) -> None:
-    """Runs pair image by image only if every per_image.csv lists the same val images in the same order."""
-    same = all(np.array_equal(first.per_image[key], run.per_image[key]) for key in IMAGE_IDENTITY)
-    if not same:
-        raise RunsError(f"{path}: its images ({', '.join(IMAGE_IDENTITY)}) differ from {first.name}'s, so the runs "
-                        "do not pair; evaluate every run on the same prepared data (re-run its evaluate@ stage)")
+def _check_pairs(first: RunResult, run: RunResult, files: dict[str, Path]) -> None:
+    """Runs pair image by image only if they used the same prepared data and every per_image.csv lists the same
+    val images in the same order."""
+    if first.data_hash and run.data_hash and first.data_hash != run.data_hash:
+        raise RunsError(f"{files[RUN_FILE]}: data_hash {run.data_hash} differs from {first.name}'s "
+                        f"{first.data_hash}, so the runs do not pair; train every run on the same prepared data")
+    if not all(np.array_equal(first.per_image[key], run.per_image[key]) for key in IMAGE_IDENTITY):
+        raise RunsError(f"{files[PER_IMAGE_FILE]}: its images ({', '.join(IMAGE_IDENTITY)}) differ from "
+                        f"{first.name}'s, so the runs do not pair; evaluate every run on the same prepared data "
+                        "(re-run its evaluate@ stage)")
 
 
 def export_runs(workspace: Path, out: Path, variants: list[str] | None = None) -> list[Path]:
