@@ -14,8 +14,9 @@ from PIL import Image
 from pipeline_copy import BIN, REPO, dvc, environment, project_copy, read_params, stage_command
 from runs_folder import write_runs
 
+from alexnet.claims import evaluate_claims
 from alexnet.cli import main
-from alexnet.reports import report_from_folder, write_report
+from alexnet.reports import effect_text, report_from_folder, write_report
 from alexnet.runs import RunResult
 
 
@@ -97,6 +98,18 @@ def test_headline_counts_each_verdict_after_holm(tmp_path):
     assert "**2 consistent, 0 smaller than the paper, 1 larger than the paper**" in text  # LRN and PCA; pooling
     pool = next(line for line in text.splitlines() if line.startswith("| Overlapping pooling (top-1)"))
     assert "| larger than the paper | survives / survives |" in pool
+
+
+def test_a_censored_ratio_prints_what_the_data_support_at_95_percent():
+    runs = [run("baseline", s, 0.30, reach_at=99) for s in range(3)]
+    runs += [run("no_dropout", s, 0.29, reach_at=4 + s) for s in range(3)]
+    one_seed = {"seeds": [{"seed": 0, "epochs_to_target": {"relu": 10, "tanh": None}, "epochs": 15}]}
+    claims = {result.claim.key: result for result in evaluate_claims(runs, one_seed)}
+    iterations = claims["dropout_iterations"]
+    low = iterations.estimate.low
+    assert low < iterations.estimate.mean  # the bound of the means is not what 95% supports
+    assert effect_text(iterations) == f">= {np.exp(low):.2f}x at 95% (censored at 8 epochs)"
+    assert effect_text(claims["relu_figure1"]) == f">= {15 / 11:.2f}x after 15 epochs (1 seed)"  # 15 / (10 + 1)
 
 
 def test_report_command_and_compare_render_the_same_bytes(tmp_path):

@@ -192,7 +192,7 @@ def magnitude(estimate: Estimate | None, claim: Claim) -> str:
 
 # -- estimates ----------------------------------------------------------------------------------------------
 class Contrasts:
-    """"Variant minus baseline" estimates for one per-run value (top-1 error, the train-val gap...), from the
+    """The "variant minus baseline" estimates of one per-run value (top-1 error, the train-val gap...), from the
     pooled seed-variance model when it holds, else from the variant's own paired seeds, with a note saying so."""
 
     def __init__(self, runs: list[RunResult], value):

@@ -78,10 +78,12 @@ def effect_text(result: ClaimResult) -> str:
     estimate = result.estimate
     if estimate is None:
         return "-"
-    if estimate.censored in ("lower", "upper") and estimate.se is not None:
-        sign, end = (">=", estimate.low) if estimate.censored == "lower" else ("<=", estimate.high)
-        return f"{sign} {_bound(result, end)} at 95% (censored at {result.epochs} epochs)"
     point = f"{math.exp(estimate.mean):.2f}x" if result.claim.ratio else f"{estimate.mean * 100:+.2f} pt"
+    if estimate.censored in ("lower", "upper"):
+        sign, end = (">=", estimate.low) if estimate.censored == "lower" else ("<=", estimate.high)
+        if estimate.no_interval:
+            return f"{sign} {point} after {result.epochs} epochs ({estimate.no_interval})"
+        return f"{sign} {_bound(result, end)} at 95% (censored at {result.epochs} epochs)"
     if estimate.censored:
         point += " (censored both ways)"
     if estimate.no_interval:
