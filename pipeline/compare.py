@@ -1,6 +1,7 @@
 """DVC stage `compare`: the ablation table, paper-claim verdicts and curves -> --out; MLflow parent run.
 
-The report is `alexnet report`'s, from the same code (reports.report_from_folder); this stage adds MLflow.
+The report is `alexnet report`'s, from the same code (reports.report_from_folder); this stage adds MLflow: the
+study's parent run, and a last report section listing every run in the store.
 """
 
 from alexnet.config import load
@@ -19,9 +20,10 @@ PATHS = {
 def main() -> None:
     args = stage_arguments(__doc__, PATHS)
     cfg = load()
-    report = report_from_folder(args.runs, args.out, args.figure1 / "figure1.json", models=args.models)
-    runs = report.runs
     tracker = Tracker(cfg.tracking).connect()
+    figure1 = args.figure1 / "figure1.json"
+    report = report_from_folder(args.runs, args.out, figure1, models=args.models, tracked=tracker.variant_runs())
+    runs = report.runs
     study = cfg.tracking.experiment
     tags = {"study": study, "dvc_stage": "compare", "kind": "study"}
     with tracked_run(tracker, f"study-{study}", tags, resume_run_id=None):

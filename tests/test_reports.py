@@ -16,7 +16,8 @@ from runs_folder import write_runs
 
 from alexnet.claims import evaluate_claims
 from alexnet.cli import main
-from alexnet.reports import effect_text, report_from_folder, write_report
+from alexnet.report_claims import effect_text
+from alexnet.reports import report_from_folder, write_report
 from alexnet.runs import RunResult
 
 
@@ -128,6 +129,16 @@ def test_report_command_and_compare_render_the_same_bytes(tmp_path):
     assert '"relu_figure1"' in (tmp_path / "study" / "ablations.json").read_text()
     summary = json.loads((tmp_path / "study" / "ablations.json").read_text())
     assert next(row for row in summary["claims"] if row["key"] == "relu_figure1")["seeds"] == 3
+
+
+def test_compare_adds_the_mlflow_stores_runs_as_a_last_section(tmp_path):
+    runs = [run("baseline", s, 0.30 + 0.01 * s) for s in range(2)]
+    tracked = [{"dvc_exp_name": "sweep-lr", "run": "baseline-s0", "variant": "baseline", "seed": "0",
+                "git_commit": "abcdef12", "top1_error": 0.3, "top5_error": 0.05, "ten_crop_top1_error": 0.29}]  # fmt: skip
+    plain = write_report(runs, tmp_path / "plain").markdown.read_text()
+    text = write_report(runs, tmp_path / "tracked", tracked=tracked).markdown.read_text()
+    assert text.startswith(plain) and "## Every tracked run" not in plain
+    assert "| sweep-lr | baseline-s0 | baseline | 0 | abcdef12 | 30.00 | 5.00 | 29.00 |" in text[len(plain) :]
 
 
 RENDERED = ("ablations.md", "ablations.json", "curves.csv")  # PNGs left out: their pixels depend on fonts

@@ -16,7 +16,8 @@ import numpy as np
 
 from alexnet import stats
 from alexnet.claims import BASELINE, CLAIMS, FAMILY_ALPHA, ClaimResult, Contrasts, evaluate_claims
-from alexnet.report_figures import shown, write_claims_figure, write_curves
+from alexnet.report_claims import claim_metrics, claim_row, holm_text, verdict_table
+from alexnet.report_figures import write_claims_figure, write_curves
 from alexnet.runs import TARGET_TRAIN_ERROR, RunResult, RunsError, load_runs
 from alexnet.stats import Estimate
 
@@ -64,103 +65,6 @@ class Report:
 
     def claim(self, key: str) -> ClaimResult:
         return next(result for result in self.claims if result.claim.key == key)
-
-
-# -- one claim's cells --------------------------------------------------------------------------------------
-def _bound(result: ClaimResult, value: float) -> str:
-    if math.isinf(value):
-        return "inf" if value > 0 else ("0x" if result.claim.ratio else "-inf")
-    return f"{math.exp(value):.2f}x" if result.claim.ratio else f"{value * 100:+.2f}"
-
-
-def effect_text(result: ClaimResult) -> str:
-    """The effect and its 95% interval; a censored bound shows what the data support at 95%."""
-    estimate = result.estimate
-    if estimate is None:
-        return "-"
-    point = f"{math.exp(estimate.mean):.2f}x" if result.claim.ratio else f"{estimate.mean * 100:+.2f} pt"
-    if estimate.censored in ("lower", "upper"):
-        sign, end = (">=", estimate.low) if estimate.censored == "lower" else ("<=", estimate.high)
-        if estimate.no_interval:
-            return f"{sign} {point} after {result.epochs} epochs ({estimate.no_interval})"
-        return f"{sign} {_bound(result, end)} at 95% (censored at {result.epochs} epochs)"
-    if estimate.censored:
-        point += " (censored both ways)"
-    if estimate.no_interval:
-        return f"{point} ({estimate.no_interval})"
-    opening, closing = "(" if math.isinf(estimate.low) else "[", ")" if math.isinf(estimate.high) else "]"
-    return f"{point} {opening}{_bound(result, estimate.low)}, {_bound(result, estimate.high)}{closing}"
-
-
-def interval_text(estimate: Estimate | None) -> str:
-    if estimate is None or estimate.df is None:
-        return "-"
-    return f"{estimate.method}, df {estimate.df}"
-
-
-def power_text(result: ClaimResult) -> tuple[str, str]:
-    """(power now, seeds for 80% power [with the sd's upper 80% bound])."""
-    estimate = result.estimate
-    if estimate is None or estimate.seeds < 2:
-        return "-", "-"
-    if estimate.censored:
-        return "-", "train longer (censored)"
-    if not estimate.sd:
-        return "-", "- (no spread)"
-    needed = [result.seeds_for_power(upper) for upper in (False, True)]
-    needed_text = [f"> {stats.MAX_SEEDS}" if count is None else str(count) for count in needed]
-    return f"{result.power:.0%}", f"{needed_text[0]} ({needed_text[1]})"
-
-
-def _holm_text(survives: bool | None, decided: bool) -> str:
-    return "-" if survives is None or not decided else ("survives" if survives else "fails")
-
-
-def claim_row(result: ClaimResult) -> dict:
-    """One claim as data: ablations.json's row and the MLflow verdict table's source."""
-    estimate, claim = result.estimate, result.claim
-    power, needed = power_text(result)
-    return {
-        "key": claim.key, "claim": claim.name, "section": claim.section, "paper_text": claim.text,
-        "paper_value": claim.paper_value, "paper_effect": shown(result, claim.paper_effect), "unit":
-        "x" if claim.ratio else "pt", "effect": shown(result, estimate.mean) if estimate else None,
-        "low": shown(result, estimate.low) if estimate else None,
-        "high": shown(result, estimate.high) if estimate else None, "measured": effect_text(result),
-        "seeds": estimate.seeds if estimate else 0, "interval": interval_text(estimate),
-        "censored": estimate.censored if estimate else None, "direction": result.direction,
-        "magnitude": result.magnitude, "p_value": result.p_value, "holm_p": result.holm_p,
-        "holm_survives": result.holm_survives, "magnitude_p": result.magnitude_p,
-        "magnitude_holm_p": result.magnitude_holm_p, "magnitude_holm_survives": result.magnitude_holm_survives,
-        "sd": None if estimate is None or estimate.sd is None else (estimate.sd if claim.ratio else estimate.sd * 100),
-        "power": result.power, "seeds_for_80_power": result.seeds_for_power(),
-        "seeds_for_80_power_sd_upper": result.seeds_for_power(upper_sd=True), "power_text": power,
-        "seeds_text": needed,
-        "tested": result.tested, "extra": claim.extra, "how": result.how, "notes": result.notes,
-    }  # fmt: skip
-
-
-def claim_metrics(results: list[ClaimResult]) -> dict[str, float]:
-    """claim.<key>.effect / .low / .high in display units (points, or the ratio): finite values only."""
-    metrics = {}
-    for result in results:
-        if result.estimate is None:
-            continue
-        for name, value in (("effect", result.estimate.mean), ("low", result.estimate.low),
-                            ("high", result.estimate.high)):  # fmt: skip
-            if shown(result, value) is not None:
-                metrics[f"claim.{result.claim.key}.{name}"] = shown(result, value)
-    return metrics
-
-
-VERDICT_COLUMNS = ("claim", "section", "paper_value", "measured", "unit", "effect", "low", "high", "seeds",
-                   "direction", "magnitude", "holm_survives", "magnitude_holm_survives", "power",
-                   "seeds_for_80_power", "seeds_for_80_power_sd_upper", "interval", "how")  # fmt: skip
-
-
-def verdict_table(results: list[ClaimResult]) -> dict[str, list]:
-    """The verdict table as columns (an MLflow table artifact)."""
-    rows = [claim_row(result) for result in results]
-    return {column: [row[column] for row in rows] for column in VERDICT_COLUMNS}
 
 
 # -- the tables ---------------------------------------------------------------------------------------------
@@ -291,8 +195,8 @@ def claim_lines(claims: list[ClaimResult]) -> list[str]:
     for result in claims:
         row = claim_row(result)
         name = f"{result.claim.name} (extra)" if result.claim.extra else result.claim.name
-        holm = (f"{_holm_text(result.holm_survives, result.direction in ('reproduced', 'opposite'))} / "
-                f"{_holm_text(result.magnitude_holm_survives, result.magnitude.endswith('the paper'))}")  # fmt: skip
+        holm = (f"{holm_text(result.holm_survives, result.direction in ('reproduced', 'opposite'))} / "
+                f"{holm_text(result.magnitude_holm_survives, result.magnitude.endswith('the paper'))}")  # fmt: skip
         lines.append(
             f"| {name} | {result.claim.section} | {result.claim.paper_value} | {row['measured']} | {row['seeds']} | "
             f"**{result.direction}** | {result.magnitude} | {holm} | {row['power_text']} | {row['seeds_text']} | "
@@ -302,8 +206,28 @@ def claim_lines(claims: list[ClaimResult]) -> list[str]:
     return [*lines, "", *(["Notes:", "", *notes, ""] if notes else [])]
 
 
-def write_report(runs: list[RunResult], folder: Path, figure1: dict | None = None) -> Report:
-    """ablations.md / .json, claims.png, curves.csv / .png in `folder`, from the runs (and figure1.json)."""
+def tracked_section(tracked: list[dict]) -> list[str]:
+    """Every variant run in the MLflow store, ad-hoc `dvc exp run -S ...` experiments included: the compare
+    stage adds it (a runs folder cannot know the store), after everything `alexnet report` writes."""
+    lines = [
+        "## Every tracked run (MLflow store)", "",
+        "Runs from all DVC experiments that share this store, oldest first. Errors in %.", "",
+        "| DVC experiment | run | variant | seed | commit | top-1 | top-5 | 10-crop top-1 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for row in tracked:
+        lines.append(
+            f"| {row['dvc_exp_name']} | {row['run']} | {row['variant']} | {row['seed']} | {row['git_commit']} | "
+            f"{_fmt(row['top1_error'])} | {_fmt(row['top5_error'])} | {_fmt(row['ten_crop_top1_error'])} |"
+        )
+    return [*lines, ""]
+
+
+def write_report(
+    runs: list[RunResult], folder: Path, figure1: dict | None = None, tracked: list[dict] | None = None
+) -> Report:
+    """ablations.md / .json, claims.png, curves.csv / .png in `folder`, from the runs (and figure1.json).
+    `tracked` (the compare stage's MLflow runs) adds a last section and a `tracked_runs` list."""
     folder.mkdir(parents=True, exist_ok=True)
     top_k = top_k_of(runs)
     rows = variant_rows(runs, top_k)
@@ -315,6 +239,7 @@ def write_report(runs: list[RunResult], folder: Path, figure1: dict | None = Non
     lines += ["![curves](curves.png)", ""]
     if figure1:
         lines += ["![Figure 1: ReLU (solid) vs tanh (dashed)](figure1/figure1.png)", ""]
+    lines += tracked_section(tracked) if tracked else []
     report.markdown.write_text("\n".join(lines))
     tested = [result for result in claims if result.tested]
     summary = {
@@ -323,6 +248,7 @@ def write_report(runs: list[RunResult], folder: Path, figure1: dict | None = Non
         "claims_tested": len(tested),
         "holm_survivors": sum(bool(result.holm_survives) for result in tested),
         "verdict_rule": VERDICT_RULE,
+        **({"tracked_runs": tracked} if tracked else {}),
     }
     json_path = folder / "ablations.json"
     json_path.write_text(json.dumps(summary, indent=2) + "\n")
@@ -336,7 +262,9 @@ def figure1_beside(runs: Path) -> Path:
     return runs.parent / "figure1" / "figure1.json"
 
 
-def report_from_folder(runs: Path, out: Path, figure1: Path | None = None, models: Path | None = None) -> Report:
+def report_from_folder(
+    runs: Path, out: Path, figure1: Path | None = None, models: Path | None = None, tracked: list[dict] | None = None
+) -> Report:
     """Load a folder of runs (run.json from `models` if given) and Figure 1's results, and write the report.
     Without `figure1`, figure1/figure1.json beside the runs folder is used when it exists."""
     loaded = load_runs(runs, models)
@@ -344,4 +272,4 @@ def report_from_folder(runs: Path, out: Path, figure1: Path | None = None, model
         raise RunsError(f"{figure1}: missing; run the figure1 stage, or leave out --figure1")
     figure1 = figure1 or figure1_beside(runs)
     results = json.loads(figure1.read_text()) if figure1.is_file() else None
-    return write_report(loaded, out, results)
+    return write_report(loaded, out, results, tracked)
