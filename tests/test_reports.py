@@ -134,7 +134,7 @@ def test_report_command_and_compare_render_the_same_bytes(tmp_path):
 def test_compare_adds_the_mlflow_stores_runs_as_a_last_section(tmp_path):
     runs = [run("baseline", s, 0.30 + 0.01 * s) for s in range(2)]
     tracked = [{"dvc_exp_name": "sweep-lr", "run": "baseline-s0", "variant": "baseline", "seed": "0",
-                "git_commit": "abcdef12", "top1_error": 0.3, "top5_error": 0.05, "ten_crop_top1_error": 0.29}]  # fmt: skip
+                "git_commit": "abcdef12", "top1_error": 0.3, "top5_error": 0.05, "ten_crop_top1_error": 0.29}]
     plain = write_report(runs, tmp_path / "plain").markdown.read_text()
     text = write_report(runs, tmp_path / "tracked", tracked=tracked).markdown.read_text()
     assert text.startswith(plain) and "## Every tracked run" not in plain
