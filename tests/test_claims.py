@@ -180,6 +180,8 @@ def test_figure1_against_six_times_is_smaller_than_the_paper():
     assert result.direction == "inconclusive" and result.magnitude == "smaller than the paper"
     assert result.estimate.high < math.log(6) and result.magnitude_p < 0.01
     assert "relu 9, tanh 8" in result.notes[0]
+    with pytest.raises(ValueError, match="figure1.json: no per-seed results"):  # an older single-seed file
+        evaluate_claims([run("baseline", 0)], {"epochs_to_target": {"relu": 10, "tanh": 7}})
 
 
 def test_pooled_power_keeps_the_design_and_gives_the_sd_upper_bound_count():

@@ -339,7 +339,9 @@ def figure1_claim(claim: Claim, figure1: dict | None) -> ClaimResult:
            f"seeds, counts +-{EPOCH_UNCERTAINTY} epoch")  # fmt: skip
     if not figure1:
         return ClaimResult(claim, None, how)
-    seeds = figure1["seeds"]
+    seeds = figure1.get("seeds")
+    if not isinstance(seeds, list) or not seeds:
+        raise ValueError("figure1.json: no per-seed results (`seeds`), an older format; re-run the figure1 stage")
     pairs = [(entry["epochs_to_target"].get("tanh"), int(entry["epochs"]), entry["epochs_to_target"].get("relu"),
               int(entry["epochs"])) for entry in seeds]  # fmt: skip
     estimate, neither = log_ratio_estimate(pairs)
