@@ -40,7 +40,11 @@ def test_export_runs_copies_exactly_the_four_result_files(tmp_path):
     write_runs(tmp_path / "work" / "reports" / "runs", RUNS, models_dir=tmp_path / "work" / "models")
     (tmp_path / "work" / "models" / "baseline-s0" / "model.keras").write_text("weights")
     (tmp_path / "work" / "reports" / "runs" / "baseline-s0" / "figures").mkdir()
-    export_runs(tmp_path / "work", tmp_path / "out", variants=["baseline"])
+    (tmp_path / "work" / "models" / "no_lrn-s1").mkdir()  # trained, not yet evaluated: no metrics.json
+    (tmp_path / "work" / "models" / "no_lrn-s1" / "run.json").write_text('{"variant": "no_lrn", "seed": 1}')
+    with pytest.raises(RunsError, match="no_lrn-s1/metrics.json: missing"):
+        export_runs(tmp_path / "work", tmp_path / "out")
+    export_runs(tmp_path / "work", tmp_path / "out", variants=["baseline"])  # the others are not read
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["baseline-s0", "baseline-s1"]
     assert sorted(path.name for path in (tmp_path / "out" / "baseline-s0").iterdir()) == sorted(RUN_FILES)
     assert [r.name for r in load_runs(tmp_path / "out")] == ["baseline-s0", "baseline-s1"]

@@ -106,23 +106,23 @@ def _read_run(name: str, files: dict[str, Path]) -> RunResult:
                      identity.get("data_hash"))  # fmt: skip
 
 
-def load_runs(runs: Path, models: Path | None = None) -> list[RunResult]:
-    """Every run under `runs` (one folder each). `models`: take run.json from models/<name>/ instead (the DVC
-    workspace's layout, where run.json is train@'s output); a folder without run.json there is not a run."""
+def load_runs(runs: Path, models: Path | None = None, variants: list[str] | None = None) -> list[RunResult]:
+    """Every run under `runs` (one folder each), or only those of `variants`. `models`: take run.json from
+    models/<name>/ instead (the DVC workspace's layout, where run.json is train@'s output); a folder without
+    run.json there is not a run."""
     if not runs.is_dir():
         raise RunsError(f"{runs}: no such folder of runs; give the folder holding <variant>-s<seed>/ folders")
-    if models is None:
-        names = sorted(path.parent.name for path in runs.glob(f"*/{RUN_FILE}"))
-    else:
-        names = sorted(path.parent.name for path in models.glob(f"*/{RUN_FILE}"))
-    if not names:
+    identities = sorted((models if models is not None else runs).glob(f"*/{RUN_FILE}"))
+    if variants is not None:
+        identities = [path for path in identities if json.loads(path.read_text()).get("variant") in variants]
+    if not identities:
         where = models if models is not None else runs
-        raise RunsError(f"{where}: no <variant>-s<seed>/{RUN_FILE}; run train and evaluate first")
+        raise RunsError(f"{where}: no <variant>-s<seed>/{RUN_FILE} (of variants {variants or 'any'}); "
+                        "run train and evaluate first")  # fmt: skip
     loaded = []
-    for name in names:
-        files = {file: runs / name / file for file in RUN_FILES}
-        if models is not None:
-            files[RUN_FILE] = models / name / RUN_FILE
+    for identity in identities:
+        name = identity.parent.name
+        files = {file: runs / name / file for file in RUN_FILES} | {RUN_FILE: identity}
         loaded.append(_read_run(name, files))
         _check_pairs(loaded[0], loaded[-1], files)
     return loaded
@@ -143,10 +143,7 @@ def _check_pairs(first: RunResult, run: RunResult, files: dict[str, Path]) -> No
 def export_runs(workspace: Path, out: Path, variants: list[str] | None = None) -> list[Path]:
     """Copy a DVC workspace's runs (models/<name>/run.json, reports/runs/<name>/...) into `out/<name>/` with
     exactly RUN_FILES: the results a report is rendered from, without models or figures. Checked by loading."""
-    runs = load_runs(workspace / "reports" / "runs", workspace / "models")
-    chosen = [run for run in runs if variants is None or run.variant in variants]
-    if not chosen:
-        raise RunsError(f"{workspace}: no runs of variants {variants}; name variants that ran")
+    chosen = load_runs(workspace / "reports" / "runs", workspace / "models", variants)
     written = []
     for run in chosen:
         folder = out / run.name
