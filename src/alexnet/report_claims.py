@@ -6,8 +6,14 @@ import math
 
 from alexnet import stats
 from alexnet.claims import ClaimResult
-from alexnet.report_figures import shown
 from alexnet.stats import Estimate
+
+
+def shown(result: ClaimResult, value: float | None) -> float | None:
+    """A claim's value in display units: error points, or the ratio itself."""
+    if value is None or not math.isfinite(value):
+        return None
+    return math.exp(value) if result.claim.ratio else value * 100.0
 
 
 def _bound(result: ClaimResult, value: float) -> str:

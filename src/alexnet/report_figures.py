@@ -7,16 +7,10 @@ import math
 from pathlib import Path
 
 from alexnet.claims import ClaimResult
+from alexnet.report_claims import shown
 from alexnet.runs import RunResult
 
 PNG_METADATA = {"Software": None}  # no matplotlib version in the file: the same figure gives the same bytes
-
-
-def shown(result: ClaimResult, value: float | None) -> float | None:
-    """A claim's value in display units: error points, or the ratio itself."""
-    if value is None or not math.isfinite(value):
-        return None
-    return math.exp(value) if result.claim.ratio else value * 100.0
 
 
 def write_curves(runs: list[RunResult], folder: Path) -> list[Path]:
