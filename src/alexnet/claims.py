@@ -179,9 +179,11 @@ def direction(estimate: Estimate | None, untestable: str | None = None) -> str:
 
 def magnitude(estimate: Estimate | None, claim: Claim) -> str:
     """The magnitude rule: the 95% interval against the paper's number."""
+    if estimate is None:
+        return "-"
     if not claim.paper_gives_number:
         return "not tested (no number)"
-    if estimate is None or estimate.no_interval:
+    if estimate.no_interval:
         return "-"
     if estimate.high < claim.paper_effect:
         return "smaller than the paper"
@@ -258,6 +260,7 @@ def apply_holm(results: list[ClaimResult]) -> None:
 
 def contrast_claim(claim: Claim, contrasts: Contrasts) -> ClaimResult:
     estimate, interval = contrasts.estimate(claim.variant, claim.against)
+    interval = interval if estimate is not None else "paired by seed"
     if claim.kind == "gap":
         how = (f"{claim.variant} - {claim.against} of the final val top-1 error minus the final inference-mode "
                f"train top-1 error; {interval}")  # fmt: skip

@@ -55,6 +55,10 @@ def _panel_edges(panel: list[ClaimResult], ratio: bool) -> tuple[float, float]:
     return (edge_low / pad, edge_high * pad) if ratio else (edge_low - pad, edge_high + pad)
 
 
+def _holm_note(result: ClaimResult) -> str:
+    return ", fails Holm" if result.direction in ("reproduced", "opposite") and not result.holm_survives else ""
+
+
 def _draw_panel(axes, panel: list[ClaimResult], ratio: bool) -> None:
     colours = {"reproduced": "tab:green", "opposite": "tab:red"}
     edge_low, edge_high = _panel_edges(panel, ratio)
@@ -71,7 +75,7 @@ def _draw_panel(axes, panel: list[ClaimResult], ratio: bool) -> None:
         if result.claim.paper_gives_number:
             axes.plot(shown(result, result.claim.paper_effect), row, "D", mfc="none", color="black")
     axes.axvline(1.0 if ratio else 0.0, color="black", linewidth=0.8)
-    labels = [f"{r.claim.name} ({r.direction}; {r.magnitude})" for r in reversed(panel)]
+    labels = [f"{r.claim.name} ({r.direction}{_holm_note(r)}; {r.magnitude})" for r in reversed(panel)]
     axes.set_yticks(range(len(panel)), labels, fontsize=7)
     axes.set_xlim(edge_low, edge_high)
     if ratio:
