@@ -5,7 +5,8 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run run-synthetic run-dropout run-figure1 test test-kernels test-slow test-all browser lint ui bench clean
+.PHONY: setup run run-synthetic run-dropout run-figure1 test test-kernels test-slow test-all browser lint ui bench clean \
+	docs-runs docs-reports
 
 setup: $(VENV)/.installed
 
@@ -70,6 +71,21 @@ run-synthetic: setup
 	@echo "Results (experiment 'synthetic', applied to the workspace): reports/ablations.md, reports/curves.png,"
 	@echo "         reports/figure1/figure1.png, reports/runs/<variant>-s<seed>/, models/<variant>-s<seed>/model.keras"
 	@echo "Compare: dvc exp show; MLflow: make ui, then open http://127.0.0.1:5000"
+
+## docs-runs: copy a finished study's results into docs/ (per run: metrics.json, per_image.csv, history.csv,
+## run.json; no models, no figures). STUDY is the workspace that ran it (default: this one):
+##   make docs-runs STUDY=../studyrun     (docs/study/runs: every run; docs/default-run/runs: baseline, no_lrn)
+STUDY ?= .
+docs-runs: setup
+	rm -rf docs/study/runs docs/default-run/runs
+	$(BIN)/alexnet export-runs $(STUDY) docs/study/runs
+	$(BIN)/alexnet export-runs $(STUDY) docs/default-run/runs --variants baseline no_lrn
+
+## docs-reports: re-render docs/study and docs/default-run from their committed runs, without training
+## (Figure 1 from figure1/figure1.json beside each runs folder); tests/test_reports.py checks the bytes
+docs-reports: setup
+	$(BIN)/alexnet report docs/study/runs --out docs/study
+	$(BIN)/alexnet report docs/default-run/runs --out docs/default-run
 
 ## test: the fast suite (slow tests deselected)
 test: setup

@@ -1,17 +1,18 @@
-"""DVC stage `compare`: the ablation table, paper-claim verdicts and curves -> --out; MLflow parent run."""
+"""DVC stage `compare`: the ablation table, paper-claim verdicts and curves -> --out; MLflow parent run.
 
-import json
+The report is `alexnet report`'s, from the same code (reports.report_from_folder); this stage adds MLflow: the
+study's parent run, and a last report section listing every run in the store.
+"""
 
-from alexnet.claims import collect_runs
 from alexnet.config import load
-from alexnet.reports import build_report
+from alexnet.reports import report_from_folder
 from alexnet.stage import stage_arguments, stage_main
 from alexnet.tracking import tracked_run
 from alexnet.tracking.study import StudyTracker, best_baseline
 
 PATHS = {
     "models": "parent folder of the runs' model folders (run.json)",
-    "runs": "parent folder of the runs' report folders (metrics.json, history.csv)",
+    "runs": "parent folder of the runs' report folders (metrics.json, per_image.csv, history.csv)",
     "figure1": "the figure1 stage's folder (figure1.json, figure1.png)",
     "out": "folder for ablations.md/.json and curves",
 }
@@ -20,11 +21,10 @@ PATHS = {
 def main() -> None:
     args = stage_arguments(__doc__, PATHS)
     cfg = load()
-    runs = collect_runs(args.models, args.runs)
-    figure1_file = args.figure1 / "figure1.json"
-    figure1 = json.loads(figure1_file.read_text()) if figure1_file.is_file() else None
     tracker = StudyTracker(cfg.tracking).connect()
-    report = build_report(cfg, runs, args.out, figure1, tracked=tracker.variant_runs())
+    figure1 = args.figure1 / "figure1.json"
+    report = report_from_folder(args.runs, args.out, figure1, models=args.models, tracked=tracker.variant_runs())
+    runs = report.runs
     study = cfg.tracking.experiment
     tags = {"study": study, "dvc_stage": "compare", "kind": "study"}
     with tracked_run(tracker, f"study-{study}", tags, resume_run_id=None):

@@ -1,20 +1,24 @@
-"""The compare stage's rendering: variant table, the claims' verdict table side by side, JSON, matrix expansion."""
+"""Rendering a study from its runs: variant table, the verdict table side by side, JSON, `alexnet report` (the
+compare stage's code), and the committed reports re-rendered byte for byte from their committed runs."""
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 from pipeline_copy import BIN, REPO, dvc, environment, project_copy, read_params, stage_command
+from runs_folder import write_runs
 
-from alexnet.claims import RunResult
-from alexnet.config import parse
-from alexnet.reports import build_report
+from alexnet.claims import evaluate_claims
+from alexnet.cli import main
+from alexnet.report_claims import effect_text
+from alexnet.reports import report_from_folder, write_report
+from alexnet.runs import RunResult
 
 
 def history(reach_at: int, epochs: int = 8, val: float = 0.5):
@@ -31,32 +35,34 @@ def per_image(seed: int, images: int = 300):
             "ten_crop_top5_correct": np.ones(images, int)}  # fmt: skip
 
 
-def run(variant, seed, top1, reach_at=3, images=True):
-    metrics = {"top1_error": top1, "top5_error": 0.05, "ten_crop_top1_error": top1 - 0.01, "classes": 10}
+def run(variant, seed, top1, reach_at=3, images=True, ten_crop_gain=None):
+    gain = 0.01 + 0.002 * seed if ten_crop_gain is None else ten_crop_gain
+    metrics = {"top1_error": top1, "top5_error": 0.05, "ten_crop_top1_error": top1 - gain, "classes": 10}
     return RunResult(f"{variant}-s{seed}", variant, seed, metrics, history(reach_at),
                      per_image=per_image(seed) if images else None)  # fmt: skip
 
 
-def test_report_puts_effect_interval_paper_value_and_verdict_side_by_side(tmp_path, raw_params):
+def test_report_puts_effect_interval_paper_value_and_verdicts_side_by_side(tmp_path):
     runs = [run("baseline", s, 0.30 + 0.01 * s) for s in range(3)]
     runs += [run("no_lrn", s, 0.33 + 0.01 * s + 0.002 * s) for s in range(3)]
     runs += [run("one_tower", 0, 0.31)]
     figure1 = {"seeds": [{"seed": s, "epochs_to_target": {"relu": 2, "tanh": 9 + s}, "epochs": 16} for s in range(3)]}
-    report = build_report(parse(raw_params), runs, tmp_path, figure1)
+    report = write_report(runs, tmp_path, figure1)
     text = report.markdown.read_text()
     assert "\n| baseline | 3 |" in text and "\n| no_lrn | 3 |" in text
     assert "| one_tower | 1 |" in text and "extra (no claim)" in text
     header = next(line for line in text.splitlines() if line.startswith("| claim |"))
-    assert header.split(" | ")[1:6] == ["paper", "paper's value", "our effect [95% interval]", "seeds", "verdict"]
+    assert header.split(" | ")[1:7] == ["paper", "paper's value", "our effect [95% interval]", "seeds", "direction",
+                                        "magnitude"]  # fmt: skip
     lrn = next(line for line in text.splitlines() if line.startswith("| LRN (top-1) |"))
     effect = report.claim("lrn_top1").estimate
     assert f"+{effect.mean * 100:.2f} pt [+{effect.low * 100:.2f}, +{effect.high * 100:.2f}]" in lrn
-    assert "| 1.4 pt |" in lrn and "**reproduced**" in lrn
+    assert "| 1.4 pt |" in lrn and "**reproduced**" in lrn and "pooled t, df 2" in lrn
     assert "**not testable (10 classes)**" in text
     assert "claims tested" in text and "Holm" in text
     summary = json.loads((tmp_path / "ablations.json").read_text())
     rows = {row["key"]: row for row in summary["claims"]}
-    assert rows["lrn_top1"]["effect"] == effect.mean * 100 and rows["lrn_top1"]["verdict"] == "reproduced"
+    assert rows["lrn_top1"]["effect"] == effect.mean * 100 and rows["lrn_top1"]["direction"] == "reproduced"
     assert rows["relu_figure1"]["seeds"] == 3 and summary["claims_tested"] >= 2
     assert (tmp_path / "curves.png").stat().st_size > 0
     assert "![claims" in text and (tmp_path / "claims.png") in report.files
@@ -64,9 +70,10 @@ def test_report_puts_effect_interval_paper_value_and_verdict_side_by_side(tmp_pa
         assert np.asarray(image.convert("L")).std() > 10
 
 
-def test_flat_metrics_and_verdict_table_carry_every_claims_interval(tmp_path, raw_params):
-    runs = [run("baseline", s, 0.30 + 0.01 * s) for s in range(2)] + [run("no_lrn", s, 0.34) for s in range(2)]
-    report = build_report(parse(raw_params), runs, tmp_path)
+def test_flat_metrics_and_verdict_table_carry_every_claims_interval(tmp_path):
+    runs = [run("baseline", s, 0.30 + 0.01 * s) for s in range(3)] + [run("no_lrn", s, 0.34 + 0.002 * s ** 2)
+                                                                      for s in range(3)]  # fmt: skip
+    report = write_report(runs, tmp_path)
     metrics = report.flat_metrics()
     estimate = report.claim("lrn_top1").estimate
     assert metrics["claim.lrn_top1.effect"] == estimate.mean * 100
@@ -74,19 +81,78 @@ def test_flat_metrics_and_verdict_table_carry_every_claims_interval(tmp_path, ra
     assert "claim.overlap_pool_top1.effect" not in metrics  # not run
     table = report.verdict_table()
     assert len({len(column) for column in table.values()}) == 1
-    assert table["claim"][table["verdict"].index("not run")]
+    assert table["claim"][table["direction"].index("not run")]
     json.dumps(table)  # an MLflow table artifact is JSON
 
 
-def test_old_histories_fall_back_to_the_running_metric_and_say_so(tmp_path, raw_params):
-    old = [{"epoch": e, "top1_error": 0.5 if e < 4 else 0.2, "val_top1_error": 0.4, "seconds": 1.0}
-           for e in range(1, 6)]  # fmt: skip
-    runs = [RunResult(f"{v}-s{s}", v, s, {"top1_error": 0.3}, old) for v in ("baseline", "no_dropout") for s in (0, 1)]
-    report = build_report(parse(raw_params), runs, tmp_path)
-    iterations = report.claim("dropout_iterations")
-    assert iterations.estimate.mean == 0.0 and any("running metric" in note for note in iterations.notes)
-    row = next(line for line in report.markdown.read_text().splitlines() if line.startswith("| Dropout (iterations)"))
-    assert "running train metric" in row
+def test_headline_counts_each_verdict_after_holm(tmp_path):
+    # LRN: p about 0.03 at df 4, reproduced before Holm, fails it (x3); pooling: p 0.001, survives, larger than 0.4;
+    # 10-crop: every seed gains exactly 1 point, so no spread: tested, never decisive
+    effects = {"no_lrn": [0.010, 0.020, 0.015], "no_overlap_pool": [0.030, 0.032, 0.031],
+               "no_pca_lighting": [0.01, -0.01, 0.0]}  # fmt: skip
+    runs = [run("baseline", s, 0.30 + 0.02 * s, images=False, ten_crop_gain=0.01) for s in range(3)]
+    runs += [run(v, s, 0.30 + 0.02 * s + d[s], images=False) for v, d in effects.items() for s in range(3)]
+    report = write_report(runs, tmp_path)
+    assert report.claim("lrn_top1").direction == "reproduced" and report.claim("lrn_top1").holm_survives is False
+    text = report.markdown.read_text()
+    assert "Direction, after Holm over the 4: **1 reproduced, 0 opposite, 3 inconclusive** (2 decisive before" in text
+    assert "**2 consistent, 0 smaller than the paper, 1 larger than the paper**" in text  # LRN and PCA; pooling
+    pool = next(line for line in text.splitlines() if line.startswith("| Overlapping pooling (top-1)"))
+    assert "| larger than the paper | survives / survives |" in pool
+
+
+def test_a_censored_ratio_prints_what_the_data_support_at_95_percent():
+    runs = [run("baseline", s, 0.30, reach_at=99) for s in range(3)]
+    runs += [run("no_dropout", s, 0.29, reach_at=4 + s) for s in range(3)]
+    one_seed = {"seeds": [{"seed": 0, "epochs_to_target": {"relu": 10, "tanh": None}, "epochs": 15}]}
+    claims = {result.claim.key: result for result in evaluate_claims(runs, one_seed)}
+    iterations = claims["dropout_iterations"]
+    low = iterations.estimate.low
+    assert low < iterations.estimate.mean  # the bound of the means is not what 95% supports
+    assert effect_text(iterations) == f">= {np.exp(low):.2f}x at 95% (censored at 8 epochs)"
+    assert effect_text(claims["relu_figure1"]) == f">= {15 / 11:.2f}x after 15 epochs (1 seed)"  # 15 / (10 + 1)
+
+
+def test_report_command_and_compare_render_the_same_bytes(tmp_path):
+    runs = [run("baseline", s, 0.30 + 0.01 * s) for s in range(3)]
+    runs += [run("no_lrn", s, 0.33 + 0.01 * s + 0.002 * s) for s in range(3)]
+    write_runs(tmp_path / "study" / "runs", runs)
+    figure1 = {"seeds": [{"seed": s, "epochs_to_target": {"relu": 2, "tanh": 9 + s}, "epochs": 16} for s in range(3)]}
+    (tmp_path / "study" / "figure1").mkdir()
+    (tmp_path / "study" / "figure1" / "figure1.json").write_text(json.dumps(figure1))
+    main(["report", str(tmp_path / "study" / "runs"), "--out", str(tmp_path / "study")])  # figure1/ found beside
+    write_runs(tmp_path / "reports" / "runs", runs, models_dir=tmp_path / "models")  # the workspace's layout
+    report_from_folder(tmp_path / "reports" / "runs", tmp_path / "reports",
+                       tmp_path / "study" / "figure1" / "figure1.json", models=tmp_path / "models")  # fmt: skip
+    for name in ("ablations.md", "ablations.json", "curves.csv", "curves.png", "claims.png"):
+        assert (tmp_path / "study" / name).read_bytes() == (tmp_path / "reports" / name).read_bytes(), name
+    assert '"relu_figure1"' in (tmp_path / "study" / "ablations.json").read_text()
+    summary = json.loads((tmp_path / "study" / "ablations.json").read_text())
+    assert next(row for row in summary["claims"] if row["key"] == "relu_figure1")["seeds"] == 3
+
+
+def test_compare_adds_the_mlflow_stores_runs_as_a_last_section(tmp_path):
+    runs = [run("baseline", s, 0.30 + 0.01 * s) for s in range(2)]
+    tracked = [{"dvc_exp_name": "sweep-lr", "run": "baseline-s0", "variant": "baseline", "seed": "0",
+                "git_commit": "abcdef12", "top1_error": 0.3, "top5_error": 0.05, "ten_crop_top1_error": 0.29}]
+    plain = write_report(runs, tmp_path / "plain").markdown.read_text()
+    text = write_report(runs, tmp_path / "tracked", tracked=tracked).markdown.read_text()
+    assert text.startswith(plain) and "## Every tracked run" not in plain
+    assert "| sweep-lr | baseline-s0 | baseline | 0 | abcdef12 | 30.00 | 5.00 | 29.00 |" in text[len(plain) :]
+
+
+RENDERED = ("ablations.md", "ablations.json", "curves.csv")  # PNGs left out: their pixels depend on fonts
+
+
+@pytest.mark.parametrize("study", ["study", "default-run"])
+def test_committed_runs_reproduce_the_committed_report_byte_for_byte(tmp_path, study):
+    folder = REPO / "docs" / study
+    if not (folder / "runs").is_dir():
+        pytest.skip(f"docs/{study}/runs not committed yet (alexnet export-runs WORKSPACE docs/{study}/runs)")
+    report_from_folder(folder / "runs", tmp_path, folder / "figure1" / "figure1.json")
+    for name in RENDERED:
+        assert (tmp_path / name).read_bytes() == (folder / name).read_bytes(), (
+            f"docs/{study}/{name} differs from `alexnet report docs/{study}/runs`; re-render and commit it")
 
 
 def test_matrix_expands_to_the_variants_in_params(tmp_path):
@@ -100,32 +166,15 @@ def test_matrix_expands_to_the_variants_in_params(tmp_path):
     assert {name.replace("train@", "evaluate@") for name in trains} <= set(listed)
 
 
-def write_run_folders(project, runs: list[RunResult]) -> None:
-    """What train@ and evaluate@ leave for compare: run.json, metrics.json, history.csv, per_image.csv."""
-    for result in runs:
-        (project / "models" / result.name).mkdir(parents=True)
-        (project / "models" / result.name / "run.json").write_text(json.dumps({"variant": result.variant,
-                                                                               "seed": result.seed}))  # fmt: skip
-        folder = project / "reports" / "runs" / result.name
-        folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps(result.metrics))
-        for name, rows in (("history.csv", result.history), ("per_image.csv", None)):
-            with (folder / name).open("w", newline="") as handle:
-                writer = csv.writer(handle)
-                if rows is not None:
-                    writer.writerow(rows[0])
-                    writer.writerows(row.values() for row in rows)
-                else:
-                    writer.writerow(result.per_image)
-                    writer.writerows(zip(*(column.tolist() for column in result.per_image.values()), strict=True))
-
-
 def test_compare_stage_logs_the_verdict_table_and_claim_intervals_to_the_study_run(tmp_path):
     import mlflow
 
     runs = [run("baseline", s, 0.30 + 0.01 * s) for s in range(3)]
     runs += [run("no_lrn", s, 0.33 + 0.013 * s) for s in range(3)]
-    write_run_folders(tmp_path, runs)
+    write_runs(tmp_path / "reports" / "runs", runs, models_dir=tmp_path / "models")
+    figure1 = {"seeds": [{"seed": s, "epochs_to_target": {"relu": 2, "tanh": 9 + s}, "epochs": 16} for s in range(3)]}
+    (tmp_path / "reports" / "figure1").mkdir()
+    (tmp_path / "reports" / "figure1" / "figure1.json").write_text(json.dumps(figure1))  # the figure1 stage's
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(read_params(), sort_keys=False))
     _python, script, *arguments = stage_command("compare")
     result = subprocess.run(
@@ -142,5 +191,6 @@ def test_compare_stage_logs_the_verdict_table_and_claim_intervals_to_the_study_r
     table_file = client.download_artifacts(study.info.run_id, "report/verdicts.json", str(tmp_path))
     table = json.loads(Path(table_file).read_text())
     rows = {row[table["columns"].index("claim")]: row for row in table["data"]}
-    assert rows["LRN (top-1)"][table["columns"].index("verdict")] == claims["lrn_top1"]["verdict"]
-    assert rows["LRN (top-5)"][table["columns"].index("verdict")] == "not testable (10 classes)"
+    for column in ("direction", "magnitude", "seeds_for_80_power"):
+        assert rows["LRN (top-1)"][table["columns"].index(column)] == claims["lrn_top1"][column]
+    assert rows["LRN (top-5)"][table["columns"].index("direction")] == "not testable (10 classes)"

@@ -1,8 +1,7 @@
-"""The verdict rule at the edge of its interval: a 95% interval that touches zero decides nothing.
+"""The direction rule at the edge of its interval: a 95% interval that touches zero decides nothing.
 
-`claims.verdict` says "reproduced" only when the whole interval is on the paper's side (low > 0), and "not
-reproduced" only when it is all on the other side (high < 0). Written against the public `verdict` and
-`Estimate` (and `t_interval`, which builds them) so it survives a rewrite of the rest of claims.py.
+`claims.direction` says "reproduced" only when the whole interval is on the paper's side (low > 0), and
+"opposite" only when it is all on the other side (high < 0).
 """
 
 from __future__ import annotations
@@ -11,36 +10,42 @@ import math
 
 import pytest
 
-from alexnet.claims import Estimate, t_interval, verdict
+from alexnet.claims import direction
+from alexnet.stats import Estimate, t_interval, t_quantile
 
-TINY = math.ulp(0.0)  # the smallest positive float
+SE, DF = 0.1, 2
+HALF_WIDTH = t_quantile(DF) * SE  # mean = HALF_WIDTH puts the interval's low end exactly at zero
+
+
+def _interval(mean: float, **censoring) -> Estimate:
+    return Estimate(mean=mean, seeds=DF + 1, se=SE, df=DF, **censoring)
 
 
 @pytest.mark.parametrize(
-    ("low", "high", "expected"),
+    ("mean", "edge", "expected"),
     [
-        (0.0, 0.2, "inconclusive"),  # touches zero from above: zero is in the closed interval
-        (TINY, 0.2, "reproduced"),  # one float above zero
-        (-0.2, 0.0, "inconclusive"),  # touches zero from below
-        (-0.2, -TINY, "not reproduced"),
-        (0.0, 0.0, "inconclusive"),  # a zero-width interval at zero: no effect
-        (-TINY, TINY, "inconclusive"),
+        (HALF_WIDTH, "low", "inconclusive"),  # touches zero from above: zero is in the closed interval
+        (math.nextafter(HALF_WIDTH, math.inf), "low", "reproduced"),  # one float above zero
+        (-HALF_WIDTH, "high", "inconclusive"),  # touches zero from below
+        (math.nextafter(-HALF_WIDTH, -math.inf), "high", "opposite"),
     ],
 )
-def test_an_interval_touching_zero_is_inconclusive(low, high, expected):
-    estimate = Estimate(mean=(low + high) / 2, seeds=3, low=low, high=high)
-    assert verdict(estimate) == expected
+def test_an_interval_touching_zero_is_inconclusive(mean, edge, expected):
+    estimate = _interval(mean)
+    end = estimate.low if edge == "low" else estimate.high
+    assert end == 0.0 if expected == "inconclusive" else end != 0.0
+    assert direction(estimate) == expected
 
 
 def test_a_censored_interval_touching_zero_says_censored():
-    assert verdict(Estimate(0.1, 3, 0.0, math.inf, censored="lower")) == "inconclusive (censored)"
-    assert verdict(Estimate(0.1, 3, TINY, math.inf, censored="lower")) == "reproduced"
+    assert direction(_interval(HALF_WIDTH, censored="lower", mean_high=math.inf)) == "inconclusive (censored)"
+    assert direction(_interval(math.nextafter(HALF_WIDTH, math.inf), censored="lower")) == "reproduced"
 
 
-def test_one_seed_is_never_decisive_however_large_the_effect():
-    assert verdict(Estimate(0.5, 1)) == "inconclusive (1 seed)"
-    assert verdict(Estimate(0.5, 1, 0.4, 0.6)) == "inconclusive (1 seed)"
-    assert verdict(None) == "not run"
+def test_one_seed_or_tied_seeds_are_never_decisive_however_large_the_effect():
+    assert direction(t_interval([0.5])) == "inconclusive (1 seed)"
+    assert direction(t_interval([0.5, 0.5, 0.5])) == "inconclusive (no spread)"
+    assert direction(None) == "not run"
 
 
 def _seeds_with_lower_bound(target_low: float) -> list[float]:
@@ -55,5 +60,5 @@ def _seeds_with_lower_bound(target_low: float) -> list[float]:
 def test_the_rule_on_t_intervals_just_either_side_of_zero(low, expected):
     estimate = t_interval(_seeds_with_lower_bound(low))
     assert estimate.low == pytest.approx(low, abs=1e-9)
-    assert (estimate.p_value < 0.05) == (expected == "reproduced"), "the interval and the t-test agree"
-    assert verdict(estimate) == expected
+    assert (estimate.p_value() < 0.05) == (expected == "reproduced"), "the interval and the t-test agree"
+    assert direction(estimate) == expected

@@ -1,9 +1,10 @@
-"""Command line: `alexnet predict` and `alexnet ui`."""
+"""Command line: `alexnet predict`, `alexnet ui`, `alexnet report` and `alexnet export-runs`."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from alexnet.predict import add_predict_command
 from alexnet.stage import stage_main
@@ -22,6 +23,35 @@ def _ui(args: argparse.Namespace) -> None:
     os.execv(command[0], command)
 
 
+def _report(args: argparse.Namespace) -> None:
+    from alexnet.reports import report_from_folder
+
+    report = report_from_folder(args.runs, args.out, args.figure1)
+    print(f"report: {len(report.rows)} variants, {len(report.claims)} claims -> {report.markdown}")
+
+
+def _export_runs(args: argparse.Namespace) -> None:
+    from alexnet.runs import export_runs
+
+    written = export_runs(args.workspace, args.out, args.variants)
+    print(f"export-runs: {len(written)} files -> {args.out}")
+
+
+def add_report_commands(commands) -> None:
+    report = commands.add_parser("report", help="render a study's report from a folder of runs, without training")
+    report.add_argument("runs", type=Path, help="folder of <variant>-s<seed>/ runs (e.g. docs/study/runs)")
+    report.add_argument("--out", type=Path, required=True, help="folder for ablations.md/.json, claims.png, curves")
+    report.add_argument(
+        "--figure1", type=Path, default=None, help="figure1.json (default: figure1/figure1.json beside RUNS, if any)"
+    )
+    report.set_defaults(handler=_report)
+    export = commands.add_parser("export-runs", help="copy a workspace's runs into a runs folder (results only)")
+    export.add_argument("workspace", type=Path, help="a project copy that ran the study (its models/, reports/runs/)")
+    export.add_argument("out", type=Path, help="the runs folder to fill (e.g. docs/study/runs)")
+    export.add_argument("--variants", nargs="+", default=None, help="only these variants (default: all)")
+    export.set_defaults(handler=_export_runs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alexnet", description="AlexNet reproduction tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -30,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(handler=_ui)
     add_predict_command(commands)
+    add_report_commands(commands)
     return parser
 
 

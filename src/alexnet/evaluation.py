@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alexnet import runs
 from alexnet.model.saved import load_model, softmax  # noqa: F401  (also imported from here)
 
 # Sec. 6.1, Figure 4: "the six training images that produce feature vectors in the last hidden layer
@@ -227,9 +228,5 @@ def evaluate_run(cfg, data, model_file: Path, report_dir: Path) -> dict[str, flo
 
 
 def train_val_gap(history_file: Path) -> float | None:
-    """Last epoch's val top-1 error minus its train top-1 error, from history.csv (None if absent or empty)."""
-    if not history_file.is_file():
-        return None
-    with history_file.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return float(rows[-1]["val_top1_error"]) - float(rows[-1]["top1_error"]) if rows else None
+    """history.csv's train-val gap, by its one definition (alexnet.runs.train_val_gap); None if absent."""
+    return runs.train_val_gap(runs.read_history(history_file)) if history_file.is_file() else None
