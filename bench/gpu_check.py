@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import time
 
@@ -58,7 +59,9 @@ def peak_memory() -> tuple[str, int | None]:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     keras.mixed_precision.set_global_policy(args.precision)
-    # No keras.utils.set_random_seed: it would import TensorFlow (to seed it) wherever it is installed.
+    # No keras.utils.set_random_seed: it would import TensorFlow (to seed it) wherever it is installed. Keras'
+    # unseeded initializers and dropout draw their seeds from Python's `random`, so this fixes the weights.
+    random.seed(0)
     config = ModelConfig(
         architecture="alexnet", towers=args.towers, activation="relu", dropout=0.5, dropout_scaling="inverted",
         lrn=True, lrn_alpha_over_n=False, pooling="overlapping", init="glorot", width=args.width,
