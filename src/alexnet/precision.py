@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -20,6 +19,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
+
+from alexnet.backend import ONEDNN
+from alexnet.cpu import ONEDNN_ISA_CAP, cpu_model
 
 CPU_CANDIDATES = ("float32", "mixed_bfloat16")
 GPU_CANDIDATES = ("mixed_float16", "mixed_bfloat16")
@@ -69,16 +71,6 @@ def device() -> tuple[str, bool]:
         if torch.cuda.is_available():
             return torch.cuda.get_device_name(0), True
     return f"{cpu_model()} x{len(os.sched_getaffinity(0))}", False
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def backend_version() -> str:
@@ -157,6 +149,7 @@ def choose(
         "num_classes": num_classes,
         "batch_size": batch_size,
         "model": shape_key,
+        "onednn": [ONEDNN.enabled, os.environ.get(ONEDNN_ISA_CAP)],  # bfloat16 is fast only with oneDNN
     }
     path = cache_file(cache_dir, key)
     try:

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet import parallel, precision
-from alexnet.backend import require
+from alexnet.backend import ONEDNN, require
 from alexnet.config import OVERRIDABLE, Config, flatten
 from alexnet.data.input import PreparedData, eval_dataset, steps_per_epoch, train_dataset, train_probe
 from alexnet.model import build_model
@@ -327,7 +327,6 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
         )
     choice = None if state else choose_precision(cfg, data.num_classes, jit)  # a resumed model keeps its own
     if choice:
-        print(choice.line(), flush=True)
         keras.mixed_precision.set_global_policy(choice.policy)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     first_epoch = state["epochs_done"] if state else 0
@@ -339,6 +338,7 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
             model = build_model(cfg.model, data.num_classes, cfg.train.crop, seed=cfg.train.seed)
             compile_model(model, cfg, data.num_classes, jit)
     choice = choice or precision.PrecisionChoice(model.dtype_policy.name, "checkpoint")
+    print(f"{choice.line()}; {ONEDNN.line()}", flush=True)
     steps = steps_per_epoch(data, cfg.train.batch_size)
     parallel.per_process_batch(cfg.train.batch_size, cluster)  # a clear error before any work
     train_batches = train_dataset(
@@ -357,10 +357,10 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
         train_probe(data, cfg.train.crop, probe_images, cfg.evaluate.batch_size) if probe_images else None
     )
     distribution = type(strategy).__name__ if backend == "tensorflow" else cluster.name
-    tracker.set_tags({**choice.tags(), "backend": backend, "xla": str(jit), "strategy": distribution,
+    tracker.set_tags({**choice.tags(), **ONEDNN.record(), "backend": backend, "xla": str(jit), "strategy": distribution,
                       "processes": str(cluster.processes)})  # fmt: skip
-    if choice.rates:
-        tracker.log_metrics(choice.metrics())
+    if choice.rates or ONEDNN.rates:
+        tracker.log_metrics({**choice.metrics(), **{f"onednn_{name}_img_s": r for name, r in ONEDNN.rates.items()}})
     model.fit(
         train_batches,
         epochs=cfg.train.epochs,
