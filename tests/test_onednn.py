@@ -144,3 +144,33 @@ def test_precision_cache_is_keyed_by_the_onednn_state(tmp_path, monkeypatch):
     assert choose_precision(tmp_path, timings).source == "measured" and timings.calls == 2
     keys = [json.loads(path.read_text())["key"] for path in (tmp_path / precision.CACHE_FOLDER).glob("*.json")]
     assert sorted(key["onednn"][0] for key in keys) == [False, True]
+
+
+def test_training_prints_the_choice_beside_the_precision_and_tags_it(tmp_path, capsys):
+    from pipeline_copy import small_raw_data
+
+    from alexnet import training
+    from alexnet.data.input import load_prepared
+    from alexnet.data.preprocess import preprocess
+    from alexnet.tracking import Tracker
+
+    class Recording(Tracker):
+        tags: dict = {}
+
+        def set_tags(self, tags):
+            Recording.tags = {**Recording.tags, **tags}
+
+    def one_epoch(raw):
+        raw["train"].update(epochs=1, precision="float32")
+        raw["tracking"]["enabled"] = False
+
+    _, cfg, raw_dir = small_raw_data(tmp_path, one_epoch)
+    preprocess(cfg.preprocess, raw_dir, tmp_path / "prepared", progress=False)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    run = training.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "x")
+    training.train(cfg, load_prepared(tmp_path / "prepared"), run, Recording(cfg.tracking), state=None, verbose=0)
+    state = "on" if backend.ONEDNN.enabled else "off"
+    assert f"precision: float32 (forced); oneDNN {state} (" in capsys.readouterr().out
+    assert Recording.tags["onednn"] == state and Recording.tags["onednn_source"] == backend.ONEDNN.source
+    assert Recording.tags["onednn_isa_cap"] == (__import__("os").environ.get(cpu.ONEDNN_ISA_CAP) or "none")

@@ -19,7 +19,14 @@ import tensorflow as tf
 from alexnet import parallel, precision
 from alexnet.backend import ONEDNN, require
 from alexnet.config import OVERRIDABLE, Config, flatten
-from alexnet.data.input import PreparedData, eval_dataset, steps_per_epoch, train_dataset, train_probe
+from alexnet.data.input import (
+    PreparedData,
+    eval_dataset,
+    fits_in_memory,
+    steps_per_epoch,
+    train_dataset,
+    train_probe,
+)
 from alexnet.model import build_model
 from alexnet.optimizer import make_optimizer
 
@@ -154,10 +161,14 @@ class TrainErrorProbe(keras.callbacks.Callback):
 
 
 def inference_errors(model, batches: tf.data.Dataset) -> dict[str, float]:
-    """Top-1/top-5 error of `model` (training=False) over (images, labels) batches."""
+    """Top-1/top-5 error of `model` (training=False) over (images, labels) batches.
+
+    predict_on_batch runs the compiled inference function: twice the speed of an eager `model(images)`
+    call and, in float32, the same logits bit for bit.
+    """
     logits, labels = [], []
     for images, batch_labels in batches:
-        logits.append(np.asarray(model(np.asarray(images), training=False), np.float32))
+        logits.append(np.asarray(model.predict_on_batch(images), np.float32))
         labels.append(batch_labels.numpy())
     logits, labels = np.concatenate(logits), np.concatenate(labels)
     top = np.argsort(-logits, axis=1, kind="stable")[:, : min(5, logits.shape[1])]
@@ -171,17 +182,14 @@ class EpochRecorder(keras.callbacks.Callback):
     """history.csv, MLflow metrics and the resumable checkpoint, once per epoch."""
 
     def __init__(
-        self, run: TrainingRun, images_per_epoch: int, schedule: PlateauSchedule | StepSchedule, tracker, rows: list
-    ):
+        self, run: TrainingRun, images_per_epoch: int, schedule: PlateauSchedule | StepSchedule, tracker, rows: list,
+        epochs: int = 0, trainings: int = 1,
+    ):  # fmt: skip
         super().__init__()
-        self.run, self.images_per_epoch, self.schedule, self.tracker = (
-            run,
-            images_per_epoch,
-            schedule,
-            tracker,
-        )
-        self.rows = rows
+        self.run, self.images_per_epoch, self.schedule, self.tracker = run, images_per_epoch, schedule, tracker
+        self.rows, self.epochs, self.trainings = rows, epochs, trainings
         self.started = time.perf_counter()
+        self.estimated = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -208,6 +216,22 @@ class EpochRecorder(keras.callbacks.Callback):
         logged = {key: value for key, value in row.items() if key != "epoch" and not np.isnan(value)}
         self.tracker.log_metrics(logged, step=epoch + 1)
         self.run.save_checkpoint(self.model, epoch + 1, self.schedule.state(), self.rows, self.tracker.run_id)
+        if not self.estimated and self.epochs:
+            self.estimated = True
+            seconds = time.perf_counter() - self.started  # the epoch with its validation and checkpoint
+            print(estimate_line(seconds, self.epochs - epoch - 1, self.epochs, self.trainings), flush=True)
+
+
+def estimate_line(epoch_seconds: float, epochs_left: int, epochs: int, trainings: int) -> str:
+    """Item 5 of issue 22: after the first epoch, how long the rest of this training and the whole study's
+    trainings (ablations.run x ablations.seeds, each `epochs` long) take on this machine at this rate."""
+    remaining = epochs_left * epoch_seconds / 60
+    study = trainings * epochs * epoch_seconds / 60
+    return (
+        f"estimate: an epoch takes {epoch_seconds:.1f} s here; this training about {remaining:.0f} min more; "
+        f"the {trainings} trainings of a whole `dvc repro` about {study:.0f} min on this machine "
+        "(evaluations and Figure 1 not counted)"
+    )
 
 
 def write_history(path: Path, rows: list[dict]) -> None:
@@ -320,25 +344,9 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
     jit = choose_xla(cfg.train.xla)
     # before any TF op: logical CPU replicas (ALEXNET_CPU_REPLICAS) must be set while TF is uninitialised
     strategy = choose_strategy() if backend == "tensorflow" else tf.distribute.get_strategy()
-    if cluster.processes > 1 and cfg.train.precision == "auto":
-        raise ValueError(
-            "params.yaml: train.precision: auto times each process on its own and they could disagree; "
-            "set it explicitly for multi-process training (e.g. -S train.precision=mixed_bfloat16)"
-        )
-    choice = None if state else choose_precision(cfg, data.num_classes, jit)  # a resumed model keeps its own
-    if choice:
-        keras.mixed_precision.set_global_policy(choice.policy)
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
-    first_epoch = state["epochs_done"] if state else 0
-    with strategy.scope():
-        if state:
-            model = keras.saving.load_model(run.checkpoint_dir / CHECKPOINT_FILE, safe_mode=True)
-            restore_seed_generators(model, state.get("seed_generators", {}))
-        else:
-            model = build_model(cfg.model, data.num_classes, cfg.train.crop, seed=cfg.train.seed)
-            compile_model(model, cfg, data.num_classes, jit)
-    choice = choice or precision.PrecisionChoice(model.dtype_policy.name, "checkpoint")
+    model, choice = prepare_model(cfg, data, run, state, jit, strategy, cluster)
     print(f"{choice.line()}; {ONEDNN.line()}", flush=True)
+    first_epoch = state["epochs_done"] if state else 0
     steps = steps_per_epoch(data, cfg.train.batch_size)
     parallel.per_process_batch(cfg.train.batch_size, cluster)  # a clear error before any work
     train_batches = train_dataset(
@@ -346,19 +354,19 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
         first_epoch, cfg.train.epochs, cfg.train.shuffle_buffer, deterministic=cfg.train.deterministic,
         shard=(cluster.process, cluster.processes),
     )  # fmt: skip
-    val_batches = eval_dataset(data, cfg.train.crop, cfg.evaluate.batch_size)
-    val_batches = parallel.even_batches(val_batches, cfg.evaluate.batch_size, data.counts["val"], cluster)
+    val_batches = validation_batches(cfg, data, cluster)
     rows = list(state["history"]) if state else []
     schedule = learning_rate_schedule(cfg, state)
-    recorder = EpochRecorder(run, steps * cfg.train.batch_size, schedule, tracker, rows)
+    trainings = len(cfg.ablations.run) * len(cfg.ablations.seeds)
+    recorder = EpochRecorder(run, steps * cfg.train.batch_size, schedule, tracker, rows, cfg.train.epochs, trainings)
     # A multi-process run would need the probe sharded like the val pass; it records NaN there instead.
     probe_images = cfg.train.train_error_images if cluster.processes == 1 else 0
     probe = TrainErrorProbe(
         train_probe(data, cfg.train.crop, probe_images, cfg.evaluate.batch_size) if probe_images else None
     )
     distribution = type(strategy).__name__ if backend == "tensorflow" else cluster.name
-    tracker.set_tags({**choice.tags(), **ONEDNN.record(), "backend": backend, "xla": str(jit), "strategy": distribution,
-                      "processes": str(cluster.processes)})  # fmt: skip
+    tracker.set_tags({**choice.tags(), **ONEDNN.record(), "backend": backend, "xla": str(jit),
+                      "strategy": distribution, "processes": str(cluster.processes)})  # fmt: skip
     if choice.rates or ONEDNN.rates:
         tracker.log_metrics({**choice.metrics(), **{f"onednn_{name}_img_s": r for name, r in ONEDNN.rates.items()}})
     model.fit(
@@ -372,3 +380,31 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
     )
     model.save(run.model_file)
     return model, rows
+
+
+def prepare_model(cfg: Config, data: PreparedData, run: TrainingRun, state, jit, strategy, cluster):
+    """(model, precision choice): a fresh model in the chosen policy, or the checkpoint's with its own."""
+    if cluster.processes > 1 and cfg.train.precision == "auto":
+        raise ValueError(
+            "params.yaml: train.precision: auto times each process on its own and they could disagree; "
+            "set it explicitly for multi-process training (e.g. -S train.precision=mixed_bfloat16)"
+        )
+    choice = None if state else choose_precision(cfg, data.num_classes, jit)  # a resumed model keeps its own
+    if choice:
+        keras.mixed_precision.set_global_policy(choice.policy)
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    with strategy.scope():
+        if state:
+            model = keras.saving.load_model(run.checkpoint_dir / CHECKPOINT_FILE, safe_mode=True)
+            restore_seed_generators(model, state.get("seed_generators", {}))
+        else:
+            model = build_model(cfg.model, data.num_classes, cfg.train.crop, seed=cfg.train.seed)
+            compile_model(model, cfg, data.num_classes, jit)
+    return model, choice or precision.PrecisionChoice(model.dtype_policy.name, "checkpoint")
+
+
+def validation_batches(cfg: Config, data: PreparedData, cluster) -> tf.data.Dataset:
+    """The val centre crops for each epoch's validation, decoded once and kept in memory where they fit."""
+    cache = fits_in_memory(data.counts["val"], cfg.train.crop)
+    batches = eval_dataset(data, cfg.train.crop, cfg.evaluate.batch_size, cache=cache)
+    return parallel.even_batches(batches, cfg.evaluate.batch_size, data.counts["val"], cluster)
