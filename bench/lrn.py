@@ -17,7 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from rounds import cpu_model, run_round  # noqa: E402
+from rounds import machine, machine_line, run_round  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SHAPES = {"lrn1 (conv1)": (55, 96), "lrn2 (conv2)": (27, 256)}
@@ -36,6 +36,7 @@ def main() -> None:
     if args.quick:
         args.batch, args.rounds, args.calls, args.max_load = 8, 1, 2, float("inf")
 
+    print(machine_line(machine()), flush=True)
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -85,7 +86,7 @@ def main() -> None:
     for name, by_form in results.items():
         base = by_form["keras.ops"]
         print(f"{name:14}" + "".join(f"  {form} {ms:7.1f} ({base / ms:.2f}x)" for form, ms in by_form.items()))
-    report = {"quick": args.quick, "settings": vars(args) | {"out": str(args.out)}, "cpu": cpu_model(),
+    report = {"quick": args.quick, "settings": vars(args) | {"out": str(args.out)}, "machine": machine(),
               "ms": results, "rounds": rounds}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from rounds import cpu_model, median_rate, run_round, without_verdicts
+from rounds import machine, machine_line, median_rate, run_round, without_verdicts
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results" / "train_throughput.json"
@@ -281,6 +281,7 @@ def main(argv=None) -> None:
         work = keras_worker if args.worker == "keras" else torch_worker
         print(RESULT_PREFIX + json.dumps(work(args)), flush=True)
         return
+    print(machine_line(machine()), flush=True)
     print(
         f"batch {args.batch}, {args.size}x{args.size}, {args.threads} threads, {args.rounds} rounds of "
         f"{args.warmup} warm-up + {args.steps} timed steps per measurement" + (" (QUICK)" if args.quick else ""),
@@ -298,8 +299,7 @@ def main(argv=None) -> None:
         "settings": {
             k: v for k, v in vars(args).items() if k not in ("worker", "precision", "variant", "output")
         },
-        "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "platform": platform.platform(),
-                    "python": platform.python_version()},  # fmt: skip
+        "machine": {**machine(), "python": platform.python_version()},
         "seconds": round(time.perf_counter() - started, 1),
         **summary,
         "rounds": [{k: v for k, v in one.items()} for one in rounds],
