@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ HISTORY_COLUMNS = (
 # train_eval_*: the same model after the epoch, in inference mode on a fixed train subset (the claims).
 STATE_FILE = "state.json"
 CHECKPOINT_FILE = "last.keras"
+NEXT_CHECKPOINT_FILE = "next.keras"  # written during validation; moved to last.keras with its state.json
 
 
 # -- environment ---------------------------------------------------------------------------------------
@@ -178,14 +180,47 @@ def inference_errors(model, batches: tf.data.Dataset) -> dict[str, float]:
     }
 
 
+class CheckpointWriter(keras.callbacks.Callback):
+    """Writes the epoch's `.keras` checkpoint on a thread while the validation pass and the probe run: neither
+    changes a weight or the optimizer's state. The recorder waits for it, then writes state.json, which
+    holds what changes after validation (the schedule, the learning rate, the history)."""
+
+    def __init__(self, run: TrainingRun):
+        super().__init__()
+        self.run, self.thread, self.error = run, None, None
+
+    def on_test_begin(self, logs=None):
+        self.wait()  # at most one write at a time
+        self.thread = threading.Thread(target=self._write, name="checkpoint", daemon=True)
+        self.thread.start()
+
+    def _write(self):
+        try:
+            self.run.write_next_model(self.model)
+        except BaseException as error:  # noqa: BLE001  (re-raised on the training thread by wait())
+            self.error = error
+
+    def wait(self) -> bool:
+        """Block until the last write is done (re-raising its error); whether there was one."""
+        thread, self.thread = self.thread, None
+        if thread is None:
+            return False
+        thread.join()
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+        return True
+
+
 class EpochRecorder(keras.callbacks.Callback):
     """history.csv, MLflow metrics and the resumable checkpoint, once per epoch."""
 
     def __init__(
         self, run: TrainingRun, images_per_epoch: int, schedule: PlateauSchedule | StepSchedule, tracker, rows: list,
-        epochs: int = 0, trainings: int = 1,
+        epochs: int = 0, trainings: int = 1, writer: CheckpointWriter | None = None,
     ):  # fmt: skip
         super().__init__()
+        self.writer = writer
         self.run, self.images_per_epoch, self.schedule, self.tracker = run, images_per_epoch, schedule, tracker
         self.rows, self.epochs, self.trainings = rows, epochs, trainings
         self.started = time.perf_counter()
@@ -215,7 +250,10 @@ class EpochRecorder(keras.callbacks.Callback):
         write_history(self.run.history_file, self.rows)
         logged = {key: value for key, value in row.items() if key != "epoch" and not np.isnan(value)}
         self.tracker.log_metrics(logged, step=epoch + 1)
-        self.run.save_checkpoint(self.model, epoch + 1, self.schedule.state(), self.rows, self.tracker.run_id)
+        model_saved = self.writer.wait() if self.writer else False
+        self.run.save_checkpoint(
+            self.model, epoch + 1, self.schedule.state(), self.rows, self.tracker.run_id, model_saved=model_saved
+        )
         if not self.estimated and self.epochs:
             self.estimated = True
             seconds = time.perf_counter() - self.started  # the epoch with its validation and checkpoint
@@ -260,18 +298,25 @@ class TrainingRun:
         state = json.loads(state_file.read_text())
         return state if state.get("fingerprint") == self.fingerprint else None
 
-    def save_checkpoint(
-        self, model, epochs_done: int, schedule: dict, rows: list, run_id: str | None
-    ) -> None:
+    def write_next_model(self, model) -> None:
+        """The model into next.keras; save_checkpoint moves it into place together with its state."""
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        temporary = self.checkpoint_dir / "next.keras"
-        model.save(temporary)
-        os.replace(temporary, self.checkpoint_dir / CHECKPOINT_FILE)
+        model.save(self.checkpoint_dir / NEXT_CHECKPOINT_FILE)
+
+    def save_checkpoint(
+        self, model, epochs_done: int, schedule: dict, rows: list, run_id: str | None, model_saved: bool = False
+    ) -> None:
+        """The resumable state after `epochs_done` epochs; the model file too unless `model_saved` (the
+        CheckpointWriter wrote it during validation, before the schedule's end-of-epoch change of the rate)."""
+        if not model_saved:
+            self.write_next_model(model)
+        os.replace(self.checkpoint_dir / NEXT_CHECKPOINT_FILE, self.checkpoint_dir / CHECKPOINT_FILE)
         state = {
             "fingerprint": self.fingerprint,
             "epochs_done": epochs_done,
             "seed_generators": seed_generator_states(model),
             "schedule": schedule,
+            "learning_rate": float(model.optimizer.learning_rate),
             "history": rows,
             "mlflow_run_id": run_id,
         }
@@ -358,7 +403,10 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
     rows = list(state["history"]) if state else []
     schedule = learning_rate_schedule(cfg, state)
     trainings = len(cfg.ablations.run) * len(cfg.ablations.seeds)
-    recorder = EpochRecorder(run, steps * cfg.train.batch_size, schedule, tracker, rows, cfg.train.epochs, trainings)
+    writer = CheckpointWriter(run)
+    recorder = EpochRecorder(
+        run, steps * cfg.train.batch_size, schedule, tracker, rows, cfg.train.epochs, trainings, writer
+    )
     # A multi-process run would need the probe sharded like the val pass; it records NaN there instead.
     probe_images = cfg.train.train_error_images if cluster.processes == 1 else 0
     probe = TrainErrorProbe(
@@ -369,15 +417,19 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
                       "strategy": distribution, "processes": str(cluster.processes)})  # fmt: skip
     if choice.rates or ONEDNN.rates:
         tracker.log_metrics({**choice.metrics(), **{f"onednn_{name}_img_s": r for name, r in ONEDNN.rates.items()}})
-    model.fit(
-        train_batches,
-        epochs=cfg.train.epochs,
-        initial_epoch=first_epoch,
-        steps_per_epoch=steps,
-        validation_data=val_batches,
-        callbacks=[schedule, probe, recorder],
-        verbose=verbose,
-    )
+    try:
+        model.fit(
+            train_batches,
+            epochs=cfg.train.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps,
+            validation_data=val_batches,
+            callbacks=[writer, schedule, probe, recorder],
+            verbose=verbose,
+        )
+    finally:
+        with contextlib.suppress(Exception):  # an interrupted epoch's next.keras is never moved into place
+            writer.wait()
     model.save(run.model_file)
     return model, rows
 
@@ -397,6 +449,8 @@ def prepare_model(cfg: Config, data: PreparedData, run: TrainingRun, state, jit,
         if state:
             model = keras.saving.load_model(run.checkpoint_dir / CHECKPOINT_FILE, safe_mode=True)
             restore_seed_generators(model, state.get("seed_generators", {}))
+            if "learning_rate" in state:  # the model file was written before a plateau drop, if one came
+                model.optimizer.learning_rate.assign(state["learning_rate"])
         else:
             model = build_model(cfg.model, data.num_classes, cfg.train.crop, seed=cfg.train.seed)
             compile_model(model, cfg, data.num_classes, jit)
