@@ -102,6 +102,11 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 # -- callbacks ---------------------------------------------------------------------------------------
+def learning_rate_of(optimizer) -> float:
+    """The current rate as a float, also when a MirroredStrategy holds it (float() refuses a MirroredVariable)."""
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
 class PlateauSchedule(keras.callbacks.Callback):
     """Sec. 5: divide the learning rate by 10 when the validation error stops improving, at most 3 times."""
 
@@ -124,7 +129,7 @@ class PlateauSchedule(keras.callbacks.Callback):
         self.wait += 1
         if self.wait >= self.patience and self.drops < self.max_drops:
             optimizer = self.model.optimizer
-            optimizer.learning_rate.assign(float(optimizer.learning_rate) * self.factor)
+            optimizer.learning_rate.assign(learning_rate_of(optimizer) * self.factor)
             self.drops += 1
             self.wait = 0
 
@@ -165,14 +170,11 @@ class TrainErrorProbe(keras.callbacks.Callback):
 def inference_errors(model, batches: tf.data.Dataset) -> dict[str, float]:
     """Top-1/top-5 error of `model` (training=False) over (images, labels) batches.
 
-    predict_on_batch runs the compiled inference function: twice the speed of an eager `model(images)`
-    call and, in float32, the same logits bit for bit.
+    model.predict runs the compiled inference function over the same batches: twice the speed of eager
+    `model(images)` calls and, in float32 on one device, the same logits bit for bit.
     """
-    logits, labels = [], []
-    for images, batch_labels in batches:
-        logits.append(np.asarray(model.predict_on_batch(images), np.float32))
-        labels.append(batch_labels.numpy())
-    logits, labels = np.concatenate(logits), np.concatenate(labels)
+    logits = np.asarray(model.predict(batches, verbose=0), np.float32)
+    labels = np.concatenate([batch_labels.numpy() for _, batch_labels in batches])
     top = np.argsort(-logits, axis=1, kind="stable")[:, : min(5, logits.shape[1])]
     return {
         "train_eval_top1_error": float(np.mean(top[:, 0] != labels)),
@@ -228,7 +230,7 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
-        self.learning_rate = float(self.model.optimizer.learning_rate)
+        self.learning_rate = learning_rate_of(self.model.optimizer)
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.started
@@ -316,7 +318,7 @@ class TrainingRun:
             "epochs_done": epochs_done,
             "seed_generators": seed_generator_states(model),
             "schedule": schedule,
-            "learning_rate": float(model.optimizer.learning_rate),
+            "learning_rate": learning_rate_of(model.optimizer),
             "history": rows,
             "mlflow_run_id": run_id,
         }
