@@ -405,7 +405,8 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
     rows = list(state["history"]) if state else []
     schedule = learning_rate_schedule(cfg, state)
     trainings = len(cfg.ablations.run) * len(cfg.ablations.seeds)
-    writer = CheckpointWriter(run)
+    # JAX's saving is not thread-safe ('NoneType' object is not callable from a thread): it saves in line.
+    writer = CheckpointWriter(run) if backend == "tensorflow" else None
     recorder = EpochRecorder(
         run, steps * cfg.train.batch_size, schedule, tracker, rows, cfg.train.epochs, trainings, writer
     )
@@ -426,12 +427,12 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
             initial_epoch=first_epoch,
             steps_per_epoch=steps,
             validation_data=val_batches,
-            callbacks=[writer, schedule, probe, recorder],
+            callbacks=[callback for callback in (writer, schedule, probe, recorder) if callback],
             verbose=verbose,
         )
     finally:
         with contextlib.suppress(Exception):  # an interrupted epoch's next.keras is never moved into place
-            writer.wait()
+            writer and writer.wait()
     model.save(run.model_file)
     return model, rows
 
