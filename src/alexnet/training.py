@@ -431,8 +431,9 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
             verbose=verbose,
         )
     finally:
-        with contextlib.suppress(Exception):  # an interrupted epoch's next.keras is never moved into place
-            writer and writer.wait()
+        if writer:  # an interrupted epoch's next.keras is never moved into place; its error is fit's
+            with contextlib.suppress(Exception):
+                writer.wait()
     model.save(run.model_file)
     return model, rows
 
