@@ -98,6 +98,7 @@ def test_tensorflows_own_rule_and_the_environment_as_benchmarks_record_them():
 
 
 def test_a_bad_setting_is_one_line_naming_the_key(raw_params):
+    assert backend.untimed({"onednn": "yes"}) == "train.onednn is 'yes'"  # never timed before config says so
     raw_params["train"]["onednn"] = "yes"
     with pytest.raises(ConfigError, match=r"train.onednn: .*'auto'.*bool.*\(got 'yes'\); fix it in params.yaml"):
         parse(raw_params)

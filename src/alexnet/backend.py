@@ -162,6 +162,8 @@ def apply(choice: OneDnnChoice, environ=os.environ) -> None:
 
 def untimed(train: dict) -> str | None:
     """Why `auto` cannot or need not time oneDNN in this process, or None."""
+    if train.get("onednn", "auto") != "auto":  # not a valid setting: config.load reports it by key
+        return f"train.onednn is {train.get('onednn')!r}"
     if "tensorflow" in sys.modules:
         return "TensorFlow was loaded before alexnet.backend"
     if train.get("backend") == "jax":
