@@ -9,6 +9,10 @@ epoch 3, is the real epoch: it includes the checkpoint and history written after
 on one in-memory batch under each candidate policy (the epoch-equivalent time: steps_per_epoch times
 the median step). Medians over rounds; a round is repeated while the machine is busy (bench/rounds.py).
 
+The JSON's epoch_phases_s says where epoch 2 went (bench/timed.py); machine names the CPU flags, oneDNN
+on or off (TF_ENABLE_ONEDNN_OPTS or TensorFlow's default) and ONEDNN_MAX_CPU_ISA (an emulation of that ISA's
+kernels on this CPU, not such a CPU).
+
     python bench/epoch_time.py            # full: 3 rounds, about 6-8 minutes on 2 quiet cores
     python bench/epoch_time.py --quick    # smoke test on 250 images, 1 round; its JSON says "quick": true
 """
@@ -124,7 +128,8 @@ def main() -> None:
         choice = choose_precision(cfg, data.num_classes, choose_xla(cfg.train.xla))  # fresh cache: measured
         print(choice.line(), flush=True)
         print(machine_line(machine()), flush=True)
-        candidates = list(choice.rates) or [choice.policy]
+        # a policy rated 0 does not run here (bfloat16 convolutions under ONEDNN_MAX_CPU_ISA=AVX2 with oneDNN on)
+        candidates = [policy for policy, rate in choice.rates.items() if rate > 0] or [choice.policy]
 
         def one_round():
             epoch = real_epoch_seconds(cfg, data, scratch / f"run-{time.monotonic_ns()}")

@@ -10,7 +10,10 @@ import time
 def timed_phases():
     """Within the block, phases[name] = [calls, seconds of the last call] for the validation pass (fit's
     evaluate), the train-error probe, the checkpoint and the whole epoch recorder; phases["epoch_starts"]
-    holds each epoch's start. The wrapped methods are restored afterwards."""
+    holds each epoch's start. The wrapped methods are restored afterwards.
+
+    On TensorFlow the model file is written on a thread while validation runs (training.CheckpointWriter), so
+    validation_s includes its contention and checkpoint_s is the wait for it plus state.json."""
     import keras
 
     from alexnet import training

@@ -112,7 +112,7 @@ def time_policies(
                 for _ in range(2):
                     models[policy].train_on_batch(images, labels)
             except Exception as error:  # noqa: BLE001  (an unsupported dtype on this device is a rate of 0)
-                print(f"precision: {policy} does not run here ({type(error).__name__}: {error}); rated 0")
+                print(f"precision: {policy} does not run here ({type(error).__name__}: {last_line(error)}); rated 0")
                 models.pop(policy, None)
         for _ in range(rounds):
             for policy, model in models.items():
@@ -123,6 +123,13 @@ def time_policies(
     finally:
         keras.mixed_precision.set_global_policy(previous)
     return {policy: batch_size / statistics.median(t) if t else 0.0 for policy, t in times.items()}
+
+
+def last_line(error: Exception) -> str:
+    """The informative line of a TensorFlow error, whose text is a stack of graph nodes."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("[[", "File ", "Detected at node"))] or ["?"]
+    return lines[-1][:300]
 
 
 def choose(
