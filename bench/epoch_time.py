@@ -9,6 +9,10 @@ epoch 3, is the real epoch: it includes the checkpoint and history written after
 on one in-memory batch under each candidate policy (the epoch-equivalent time: steps_per_epoch times
 the median step). Medians over rounds; a round is repeated while the machine is busy (bench/rounds.py).
 
+The JSON's epoch_phases_s says where epoch 2 went (bench/timed.py); machine names the CPU flags, oneDNN
+on or off (TF_ENABLE_ONEDNN_OPTS or TensorFlow's default) and ONEDNN_MAX_CPU_ISA (an emulation of that ISA's
+kernels on this CPU, not such a CPU).
+
     python bench/epoch_time.py            # full: 3 rounds, about 6-8 minutes on 2 quiet cores
     python bench/epoch_time.py --quick    # smoke test on 250 images, 1 round; its JSON says "quick": true
 """
@@ -18,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,7 +36,8 @@ import yaml  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 from input_pipeline import ARCHIVE, SHA256  # noqa: E402
-from rounds import cpu_model, run_round, without_verdicts  # noqa: E402
+from rounds import machine, machine_line, run_round, without_verdicts  # noqa: E402
+from timed import timed_phases  # noqa: E402
 
 EPOCHS = 3  # epoch 1 traces; epoch 2 is timed from its start to epoch 3's
 
@@ -63,26 +67,23 @@ def train_on_batch_rate(cfg, num_classes: int, policy: str, steps: int) -> float
 
 
 def real_epoch_seconds(cfg, data, folder: Path) -> dict:
-    """alexnet.training.train() for EPOCHS epochs; the wall time of epoch 2 from one epoch start to the next."""
+    """alexnet.training.train() for EPOCHS epochs: the wall time of epoch 2 from one epoch start to the next,
+    and where it went (validation pass, train-error probe, checkpoint, the recorder's other work; the rest is
+    the training steps with their input pipeline)."""
     from alexnet import training
     from alexnet.tracking import Tracker
 
-    starts: list[float] = []
-    original = training.EpochRecorder.on_epoch_begin
-
-    def stamped(self, epoch, logs=None):
-        starts.append(time.perf_counter())
-        return original(self, epoch, logs)
-
     folder.mkdir(parents=True)
     run = training.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "bench")
-    training.EpochRecorder.on_epoch_begin = stamped
-    try:
+    with timed_phases() as phases:
         _, rows = training.train(cfg, data, run, Tracker(cfg.tracking), state=None, verbose=0)
-    finally:
-        training.EpochRecorder.on_epoch_begin = original
-    return {"epoch_s": starts[2] - starts[1], "recorded_epoch_s": rows[1]["seconds"],
-            "images_per_s": rows[1]["images_per_second"]}  # fmt: skip
+    starts = phases["epoch_starts"]
+    epoch = {name: phases[name][1] for name in ("validation_s", "probe_s", "checkpoint_s", "recorder_s")}
+    epoch["history_and_logging_s"] = epoch.pop("recorder_s") - epoch["checkpoint_s"]
+    epoch_s = starts[2] - starts[1]
+    epoch["steps_and_input_s"] = epoch_s - sum(epoch.values())
+    return {"epoch_s": epoch_s, "recorded_epoch_s": rows[1]["seconds"], "images_per_s": rows[1]["images_per_second"],
+            "phases": {name: round(seconds, 3) for name, seconds in epoch.items()}}  # fmt: skip
 
 
 def main() -> None:
@@ -126,12 +127,14 @@ def main() -> None:
         steps = steps_per_epoch(data, cfg.train.batch_size)
         choice = choose_precision(cfg, data.num_classes, choose_xla(cfg.train.xla))  # fresh cache: measured
         print(choice.line(), flush=True)
-        candidates = list(choice.rates) or [choice.policy]
+        print(machine_line(machine()), flush=True)
+        # a policy rated 0 does not run here (bfloat16 convolutions under ONEDNN_MAX_CPU_ISA=AVX2 with oneDNN on)
+        candidates = [policy for policy, rate in choice.rates.items() if rate > 0] or [choice.policy]
 
         def one_round():
             epoch = real_epoch_seconds(cfg, data, scratch / f"run-{time.monotonic_ns()}")
             rates = {policy: train_on_batch_rate(cfg, data.num_classes, policy, args.steps) for policy in candidates}
-            print(f"  epoch {epoch['epoch_s']:.1f} s; train_on_batch {rates}", flush=True)
+            print(f"  epoch {epoch['epoch_s']:.1f} s {epoch['phases']}; train_on_batch {rates}", flush=True)
             return [{**epoch, "train_on_batch_img_s": rates}]
 
         rounds = [run_round(one_round, f"round {index + 1}", args.max_load) for index in range(args.rounds)]
@@ -139,12 +142,12 @@ def main() -> None:
     epoch_s = statistics.median(row["epoch_s"] for row in rows)
     rates = {policy: statistics.median(row["train_on_batch_img_s"][policy] for row in rows) for policy in candidates}
     pure_epoch_s = steps * cfg.train.batch_size / rates[choice.policy]
+    phases = {name: round(statistics.median(row["phases"][name] for row in rows), 2) for name in rows[0]["phases"]}
     fastest = max(rates, key=rates.get)
     results = {
         "quick": args.quick,
         "full_protocol": not args.quick and args.rounds >= 3,
-        "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "platform": platform.platform(),
-                    "device": precision.device()[0], "versions": precision.backend_version()},  # fmt: skip
+        "machine": {**machine(), "device": precision.device()[0], "versions": precision.backend_version()},
         "profile": {"crop": cfg.train.crop, "batch_size": cfg.train.batch_size, "train_images": data.counts["train"],
                     "val_images": data.counts["val"], "steps_per_epoch": steps,
                     "model": cfg.model.model_dump()},  # fmt: skip
@@ -154,6 +157,7 @@ def main() -> None:
         "real_epoch_s": round(epoch_s, 2),
         "train_on_batch_img_s": {policy: round(rate, 1) for policy, rate in rates.items()},
         "train_on_batch_epoch_s": round(pure_epoch_s, 2),
+        "epoch_phases_s": phases,
         "epoch_over_train_on_batch": round(epoch_s / pure_epoch_s, 3),
         "goal_at_most": 1.15,
         "seconds": round(time.perf_counter() - started, 1),
@@ -163,6 +167,7 @@ def main() -> None:
     results["auto"]["goal_met"] = results["auto"]["shortfall_vs_fastest_policy"] <= 0.05
     print(f"\nreal epoch {epoch_s:.1f} s vs train_on_batch alone {pure_epoch_s:.1f} s ({choice.policy}): "
           f"{results['epoch_over_train_on_batch']:.2f}x (goal <= 1.15: {'met' if results['goal_met'] else 'not met'})")
+    print("where epoch 2 went (s, median over rounds): " + ", ".join(f"{k} {v}" for k, v in phases.items()))
     print(f"auto chose {choice.policy}; train_on_batch {results['train_on_batch_img_s']} img/s; shortfall "
           f"{results['auto']['shortfall_vs_fastest_policy']:.1%} (goal <= 5%)")  # fmt: skip
     results = without_verdicts(results) if args.quick else results

@@ -1,8 +1,10 @@
 """LRN alone, forward + backward, at the paper net's two LRN layers (batch 64, two towers): the keras.ops form
-(autodiff), the TensorFlow form with its hand-written gradient (what the model uses on TensorFlow), and
-tf.nn.local_response_normalization (per tower). Median of interleaved rounds; loads in the JSON.
+(autodiff), the TensorFlow form with its hand-written gradient (what the model uses on TensorFlow),
+tf.nn.local_response_normalization (per tower), and a candidate (bench/lrn_candidates.py: the same formula
+with fewer elementwise passes), each in float32 and bfloat16. Median of interleaved rounds; loads in the JSON.
+The share of LRN in a whole training step is train_throughput.py's "no LRN" comparison.
 
-    python bench/lrn.py            # full: 5 rounds of 5 timed calls, about 2 minutes on 2 quiet cores
+    python bench/lrn.py            # full: 5 rounds of 5 timed calls, about 4 minutes on 2 quiet cores
     python bench/lrn.py --quick    # smoke test; its JSON says "quick": true
 """
 
@@ -17,10 +19,29 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from rounds import cpu_model, run_round  # noqa: E402
+from rounds import machine, machine_line, run_round  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SHAPES = {"lrn1 (conv1)": (55, 96), "lrn2 (conv2)": (27, 256)}
+
+
+def lrn_forms(layer) -> dict:
+    """The forms timed side by side; each takes and returns the input dtype."""
+    import tensorflow as tf
+    from lrn_candidates import fused_bias_form
+
+    def per_tower(inputs):
+        towers = tf.split(tf.cast(inputs, tf.float32), 2, axis=-1)
+        normalized = [tf.nn.local_response_normalization(t, 2, 2.0, 1e-4, 0.75) for t in towers]
+        return tf.cast(tf.concat(normalized, -1), inputs.dtype)
+
+    def ops_form(inputs):
+        return layer.call_ops(inputs)
+
+    def fused(inputs):
+        return fused_bias_form(inputs, layer.depth, layer.k, layer.alpha, layer.beta, layer.groups)
+
+    return {"keras.ops": ops_form, "tensorflow": layer.call, "tf.nn.lrn": per_tower, "fused (candidate)": fused}
 
 
 def main() -> None:
@@ -30,40 +51,39 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-load", type=float, default=1.5)
+    parser.add_argument("--dtypes", nargs="+", choices=("float32", "bfloat16"), default=["float32", "bfloat16"],
+                        help="the input dtype: a mixed_bfloat16 model feeds LRN bfloat16")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="batch 8, 1 round of 2 calls")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "lrn.json")
     args = parser.parse_args()
     if args.quick:
         args.batch, args.rounds, args.calls, args.max_load = 8, 1, 2, float("inf")
 
+    print(machine_line(machine()), flush=True)
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     from alexnet.model import LocalResponseNormalization
 
     forms = {}
-    for name, (size, channels) in SHAPES.items():
-        shape = (args.batch, size, size, channels)
-        x = tf.random.stateless_normal(shape, seed=(0, 1)) * 10
-        upstream = tf.random.stateless_normal(shape, seed=(0, 2))
-        layer = LocalResponseNormalization(groups=2)
-        layer.build(shape)
+    for dtype in args.dtypes:
+        for name, (size, channels) in SHAPES.items():
+            shape = (args.batch, size, size, channels)
+            x = tf.cast(tf.random.stateless_normal(shape, seed=(0, 1)) * 10, dtype)
+            upstream = tf.cast(tf.random.stateless_normal(shape, seed=(0, 2)), dtype)
+            layer = LocalResponseNormalization(groups=2)
+            layer.build(shape)
+            for form, function in lrn_forms(layer).items():
 
-        def per_tower(inputs):
-            towers = tf.split(inputs, 2, axis=-1)
-            return tf.concat([tf.nn.local_response_normalization(t, 2, 2.0, 1e-4, 0.75) for t in towers], -1)
+                @tf.function
+                def step(x=x, upstream=upstream, function=function):
+                    with tf.GradientTape() as tape:
+                        tape.watch(x)
+                        y = function(x)
+                    return tape.gradient(y, x, output_gradients=upstream)
 
-        for form, function in (("keras.ops", layer.call_ops), ("tensorflow", layer.call), ("tf.nn.lrn", per_tower)):
-
-            @tf.function
-            def step(x=x, upstream=upstream, function=function):
-                with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    y = function(x)
-                return tape.gradient(y, x, output_gradients=upstream)
-
-            step()  # trace
-            forms[(name, form)] = step
+                step()  # trace
+                forms[(f"{name} {dtype}", form)] = step
 
     def one_round():
         rows = []
@@ -85,7 +105,7 @@ def main() -> None:
     for name, by_form in results.items():
         base = by_form["keras.ops"]
         print(f"{name:14}" + "".join(f"  {form} {ms:7.1f} ({base / ms:.2f}x)" for form, ms in by_form.items()))
-    report = {"quick": args.quick, "settings": vars(args) | {"out": str(args.out)}, "cpu": cpu_model(),
+    report = {"quick": args.quick, "settings": vars(args) | {"out": str(args.out)}, "machine": machine(),
               "ms": results, "rounds": rounds}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")

@@ -80,3 +80,22 @@ def without_verdicts(report):
     if isinstance(report, list):
         return [without_verdicts(value) for value in report]
     return report
+
+
+def machine() -> dict:
+    """What a speed figure was measured on: the CPU kind (flags that pick kernels, oneDNN's ISA cap) and
+    whether TensorFlow runs oneDNN in this environment. TF_ENABLE_ONEDNN_OPTS and ONEDNN_MAX_CPU_ISA reach
+    every worker process; ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 CPU is an emulation of an AVX2-only CPU's
+    oneDNN kernels, not such a CPU (its caches, clocks and memory are the AVX-512 machine's)."""
+    import platform
+
+    from alexnet.cpu import cpu_kind, onednn_in_effect
+
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), **cpu_kind(), **onednn_in_effect()}
+
+
+def machine_line(info: dict) -> str:
+    flags = ", ".join(flag for flag, present in info["flags"].items() if present) or "none of the recorded flags"
+    cap = f", ISA cap {info['onednn_isa_cap']} (an emulation)" if info["onednn_isa_cap"] else ""
+    onednn = "on" if info["onednn"] else "off"
+    return f"{info['cpu']} x{info['cores']} [{flags}]; oneDNN {onednn} ({info['onednn_from']}{cap})"

@@ -51,6 +51,8 @@ def main() -> None:
         "variant": args.variant,
         "seed": args.seed,
         "backend": cfg.train.backend,
+        "precision": model.dtype_policy.name,
+        **alexnet.backend.ONEDNN.record(),  # on/off, why, and oneDNN's ISA cap
         "mlflow_run_id": tracker.run_id,
         "tracking_failure": tracker.failure,
         # the values this run trained with (params.yaml + variant + any `dvc exp run -S`), and its source

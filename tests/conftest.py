@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 from pipeline_copy import read_params
 
+from alexnet.cpu import ONEDNN_SWITCH, tensorflow_default_onednn
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Tests run where TensorFlow would by itself, unless the caller chose (CI: TF_ENABLE_ONEDNN_OPTS=0). Set
+# here, it reaches every stage a test starts, so `train.onednn: auto` honours it and never times anything.
+os.environ.setdefault(ONEDNN_SWITCH, "1" if tensorflow_default_onednn() else "0")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

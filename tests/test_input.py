@@ -229,3 +229,26 @@ def test_same_key_same_draws():
     for first, second in zip(_draws(count=50), _draws(count=50), strict=True):
         np.testing.assert_array_equal(first, second)
 
+
+
+def test_cached_validation_crops_are_the_decoded_crops_minus_the_mean(sorted_source):
+    """The in-memory val cache (decoded once, uint8) gives the values the per-epoch decode gave: each image
+    decoded whole, the mean image subtracted, then the centre crop; in a second pass too."""
+    import tensorflow as tf
+
+    from alexnet.data.input import eval_dataset, fits_in_memory, parsed_records
+
+    data, crop = sorted_source, 12
+    start = (data.size - crop) // 2
+    expected = np.stack([
+        (tf.cast(tf.io.decode_jpeg(encoded, channels=3), tf.float32).numpy() - data.mean_image)[
+            start : start + crop, start : start + crop]
+        for encoded, _ in parsed_records(data, "val")
+    ])  # fmt: skip
+    cached = eval_dataset(data, crop, 64, cache=True)
+    for _ in range(2):
+        images = np.concatenate([batch.numpy() for batch, _ in cached])
+        np.testing.assert_array_equal(images, expected)
+    plain = np.concatenate([batch.numpy() for batch, _ in eval_dataset(data, crop, 64)])
+    np.testing.assert_array_equal(plain, expected)
+    assert fits_in_memory(50_000, 64) and not fits_in_memory(50_000, 224)  # ILSVRC val at 224 px: 7.5 GB

@@ -169,3 +169,6 @@ def test_dvc_repro_under_jax_records_the_backend(tmp_path):
         tags = dict(db.execute(query.format("tags"), (run["mlflow_run_id"],)).fetchall())
         params = dict(db.execute(query.format("params"), (run["mlflow_run_id"],)).fetchall())
     assert tags["backend"] == "jax" and params["train.backend"] == "jax"
+    # the oneDNN state the run trained with: run.json and MLflow agree (the tests' switch comes from conftest)
+    assert run["onednn_source"] == tags["onednn_source"] == "environment" and run["onednn"] == tags["onednn"]
+    assert params["train.onednn"] == "auto"

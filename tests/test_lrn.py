@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +84,49 @@ def test_other_backends_use_the_keras_ops_form():
     x = (np.random.default_rng(0).standard_normal((1, 3, 3, 8)) * 40).astype("float32")
     expected = local_response_normalization(tf.constant(x), 5, 2.0, 1e-4, 0.75, 2).numpy()
     np.testing.assert_allclose(np.array(eval(done.stdout.strip().splitlines()[-1])), expected, rtol=1e-5)
+
+
+def bench_candidate():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from lrn_candidates import fused_bias_form
+
+    return fused_bias_form
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("form", ["tensorflow", "bench candidate"])
+def test_each_fast_form_equals_keras_ops_in_value_and_gradient(dtype, form):
+    """In both precisions the model trains in: the TensorFlow form (and bench/lrn.py's candidate) against the
+    keras.ops form, forward and backward, at the paper's settings with two towers. bfloat16 tolerances are a
+    few units in its last place (8 bits of mantissa), float32's the float32 rounding."""
+    layer = LocalResponseNormalization(groups=2)
+    x = tf.cast(tf.random.stateless_normal((2, 7, 7, 32), seed=(3, 4)) * 40, dtype)
+    upstream = tf.cast(tf.random.stateless_normal((2, 7, 7, 32), seed=(5, 6)), dtype)
+    layer.build(x.shape)
+    if form == "tensorflow":
+        fast = layer.call
+    else:
+        candidate = bench_candidate()
+
+        def fast(inputs):
+            return candidate(inputs, layer.depth, layer.k, layer.alpha, layer.beta, layer.groups)
+
+    pairs = both_forms_raw(layer.call_ops, fast, x, upstream)
+    (ops_y, ops_grad), (fast_y, fast_grad) = ([tf.cast(t, tf.float32).numpy() for t in pair] for pair in pairs)
+    tolerance = {"float32": (1e-5, 1e-6), "bfloat16": (2e-2, 2e-2)}[dtype]
+    np.testing.assert_allclose(fast_y, ops_y, rtol=tolerance[0], atol=tolerance[1])
+    np.testing.assert_allclose(fast_grad, ops_grad, rtol=tolerance[0], atol=tolerance[1])
+    trivial = tf.cast(upstream, tf.float32).numpy() * layer.k**-layer.beta  # the window term must matter
+    assert not np.allclose(ops_grad, trivial, rtol=1e-2)
+
+
+def both_forms_raw(reference, fast, x, upstream):
+    results = []
+    for form in (reference, fast):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = form(x)
+        gradient = tape.gradient(y, x, output_gradients=upstream)
+        assert y.dtype == x.dtype and gradient.dtype == x.dtype
+        results.append((y, gradient))
+    return results

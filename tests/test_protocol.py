@@ -154,3 +154,28 @@ def test_same_seed_same_initial_weights_where_layer_shapes_agree(prepared):
         assert np.array_equal(baseline.get_layer(name).kernel.numpy(), one_gpu.get_layer(name).kernel.numpy())
     reseeded = build_model(variants["baseline"].model, 10, 64, seed=4)
     assert not np.array_equal(reseeded.get_layer("fc7").kernel.numpy(), baseline.get_layer("fc7").kernel.numpy())
+
+
+def test_the_probe_scores_the_compiled_model_as_the_eager_call_does():
+    """inference_errors runs predict_on_batch (compiled): in float32 the same errors as `model(x)` eagerly."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dropout(0.5), keras.layers.Dense(7)])  # fmt: skip
+    rng = np.random.default_rng(0)
+    images, labels = rng.normal(size=(40, 8, 8, 3)).astype("float32"), rng.integers(0, 7, 40).astype("int32")
+    batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+    logits = np.asarray(model(images, training=False))
+    top = np.argsort(-logits, axis=1, kind="stable")[:, :5]
+    assert training.inference_errors(model, batches) == {
+        "train_eval_top1_error": float(np.mean(top[:, 0] != labels)),
+        "train_eval_top5_error": float(1.0 - np.mean(np.any(top == labels[:, None], axis=1))),
+    }
+
+
+def test_the_estimate_after_the_first_epoch_covers_this_training_and_the_study():
+    line = training.estimate_line(epoch_seconds=30.0, epochs_left=15, epochs=16, trainings=6)
+    assert "this training about 8 min more" in line  # 15 x 30 s
+    assert "the 6 trainings of a whole `dvc repro` about 48 min on this machine" in line  # 6 x 16 x 30 s

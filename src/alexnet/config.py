@@ -113,6 +113,7 @@ class TrainConfig(Section):
     lr_max_drops: Annotated[int, Field(ge=0)]
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
     xla: Literal["auto"] | bool
+    onednn: Literal["auto"] | bool  # read before TensorFlow loads, by alexnet.backend
     seed: Annotated[int, Field(ge=0)]
     deterministic: bool
     shuffle_buffer: PositiveInt

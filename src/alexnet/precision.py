@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -20,6 +19,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
+
+from alexnet.backend import ONEDNN
+from alexnet.cpu import ONEDNN_ISA_CAP, cpu_model
 
 CPU_CANDIDATES = ("float32", "mixed_bfloat16")
 GPU_CANDIDATES = ("mixed_float16", "mixed_bfloat16")
@@ -71,16 +73,6 @@ def device() -> tuple[str, bool]:
     return f"{cpu_model()} x{len(os.sched_getaffinity(0))}", False
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def backend_version() -> str:
     backend = keras.backend.backend()
     module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
@@ -120,7 +112,7 @@ def time_policies(
                 for _ in range(2):
                     models[policy].train_on_batch(images, labels)
             except Exception as error:  # noqa: BLE001  (an unsupported dtype on this device is a rate of 0)
-                print(f"precision: {policy} does not run here ({type(error).__name__}: {error}); rated 0")
+                print(f"precision: {policy} does not run here ({type(error).__name__}: {last_line(error)}); rated 0")
                 models.pop(policy, None)
         for _ in range(rounds):
             for policy, model in models.items():
@@ -131,6 +123,13 @@ def time_policies(
     finally:
         keras.mixed_precision.set_global_policy(previous)
     return {policy: batch_size / statistics.median(t) if t else 0.0 for policy, t in times.items()}
+
+
+def last_line(error: Exception) -> str:
+    """The informative line of a TensorFlow error, whose text is a stack of graph nodes."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith(("[[", "File ", "Detected at node"))] or ["?"]
+    return lines[-1][:300]
 
 
 def choose(
@@ -157,6 +156,7 @@ def choose(
         "num_classes": num_classes,
         "batch_size": batch_size,
         "model": shape_key,
+        "onednn": [ONEDNN.enabled, os.environ.get(ONEDNN_ISA_CAP)],  # bfloat16 is fast only with oneDNN
     }
     path = cache_file(cache_dir, key)
     try:

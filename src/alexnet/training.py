@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,16 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet import parallel, precision
-from alexnet.backend import require
+from alexnet.backend import ONEDNN, require
 from alexnet.config import OVERRIDABLE, Config, flatten
-from alexnet.data.input import PreparedData, eval_dataset, steps_per_epoch, train_dataset, train_probe
+from alexnet.data.input import (
+    PreparedData,
+    eval_dataset,
+    fits_in_memory,
+    steps_per_epoch,
+    train_dataset,
+    train_probe,
+)
 from alexnet.model import build_model
 from alexnet.optimizer import make_optimizer
 
@@ -31,6 +39,7 @@ HISTORY_COLUMNS = (
 # train_eval_*: the same model after the epoch, in inference mode on a fixed train subset (the claims).
 STATE_FILE = "state.json"
 CHECKPOINT_FILE = "last.keras"
+NEXT_CHECKPOINT_FILE = "next.keras"  # written during validation; moved to last.keras with its state.json
 
 
 # -- environment ---------------------------------------------------------------------------------------
@@ -93,6 +102,11 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 # -- callbacks ---------------------------------------------------------------------------------------
+def learning_rate_of(optimizer) -> float:
+    """The current rate as a float, also when a MirroredStrategy holds it (float() refuses a MirroredVariable)."""
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
 class PlateauSchedule(keras.callbacks.Callback):
     """Sec. 5: divide the learning rate by 10 when the validation error stops improving, at most 3 times."""
 
@@ -115,7 +129,7 @@ class PlateauSchedule(keras.callbacks.Callback):
         self.wait += 1
         if self.wait >= self.patience and self.drops < self.max_drops:
             optimizer = self.model.optimizer
-            optimizer.learning_rate.assign(float(optimizer.learning_rate) * self.factor)
+            optimizer.learning_rate.assign(learning_rate_of(optimizer) * self.factor)
             self.drops += 1
             self.wait = 0
 
@@ -154,12 +168,13 @@ class TrainErrorProbe(keras.callbacks.Callback):
 
 
 def inference_errors(model, batches: tf.data.Dataset) -> dict[str, float]:
-    """Top-1/top-5 error of `model` (training=False) over (images, labels) batches."""
-    logits, labels = [], []
-    for images, batch_labels in batches:
-        logits.append(np.asarray(model(np.asarray(images), training=False), np.float32))
-        labels.append(batch_labels.numpy())
-    logits, labels = np.concatenate(logits), np.concatenate(labels)
+    """Top-1/top-5 error of `model` (training=False) over (images, labels) batches.
+
+    model.predict runs the compiled inference function over the same batches: twice the speed of eager
+    `model(images)` calls and, in float32 on one device, the same logits bit for bit.
+    """
+    logits = np.asarray(model.predict(batches, verbose=0), np.float32)
+    labels = np.concatenate([batch_labels.numpy() for _, batch_labels in batches])
     top = np.argsort(-logits, axis=1, kind="stable")[:, : min(5, logits.shape[1])]
     return {
         "train_eval_top1_error": float(np.mean(top[:, 0] != labels)),
@@ -167,25 +182,55 @@ def inference_errors(model, batches: tf.data.Dataset) -> dict[str, float]:
     }
 
 
+class CheckpointWriter(keras.callbacks.Callback):
+    """Writes the epoch's `.keras` checkpoint on a thread while the validation pass and the probe run: neither
+    changes a weight or the optimizer's state. The recorder waits for it, then writes state.json, which
+    holds what changes after validation (the schedule, the learning rate, the history)."""
+
+    def __init__(self, run: TrainingRun):
+        super().__init__()
+        self.run, self.thread, self.error = run, None, None
+
+    def on_test_begin(self, logs=None):
+        self.wait()  # at most one write at a time
+        self.thread = threading.Thread(target=self._write, name="checkpoint", daemon=True)
+        self.thread.start()
+
+    def _write(self):
+        try:
+            self.run.write_next_model(self.model)
+        except BaseException as error:  # noqa: BLE001  (re-raised on the training thread by wait())
+            self.error = error
+
+    def wait(self) -> bool:
+        """Block until the last write is done (re-raising its error); whether there was one."""
+        thread, self.thread = self.thread, None
+        if thread is None:
+            return False
+        thread.join()
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+        return True
+
+
 class EpochRecorder(keras.callbacks.Callback):
     """history.csv, MLflow metrics and the resumable checkpoint, once per epoch."""
 
     def __init__(
-        self, run: TrainingRun, images_per_epoch: int, schedule: PlateauSchedule | StepSchedule, tracker, rows: list
-    ):
+        self, run: TrainingRun, images_per_epoch: int, schedule: PlateauSchedule | StepSchedule, tracker, rows: list,
+        epochs: int = 0, trainings: int = 1, writer: CheckpointWriter | None = None,
+    ):  # fmt: skip
         super().__init__()
-        self.run, self.images_per_epoch, self.schedule, self.tracker = (
-            run,
-            images_per_epoch,
-            schedule,
-            tracker,
-        )
-        self.rows = rows
+        self.writer = writer
+        self.run, self.images_per_epoch, self.schedule, self.tracker = run, images_per_epoch, schedule, tracker
+        self.rows, self.epochs, self.trainings = rows, epochs, trainings
         self.started = time.perf_counter()
+        self.estimated = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
-        self.learning_rate = float(self.model.optimizer.learning_rate)
+        self.learning_rate = learning_rate_of(self.model.optimizer)
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self.started
@@ -207,7 +252,26 @@ class EpochRecorder(keras.callbacks.Callback):
         write_history(self.run.history_file, self.rows)
         logged = {key: value for key, value in row.items() if key != "epoch" and not np.isnan(value)}
         self.tracker.log_metrics(logged, step=epoch + 1)
-        self.run.save_checkpoint(self.model, epoch + 1, self.schedule.state(), self.rows, self.tracker.run_id)
+        model_saved = self.writer.wait() if self.writer else False
+        self.run.save_checkpoint(
+            self.model, epoch + 1, self.schedule.state(), self.rows, self.tracker.run_id, model_saved=model_saved
+        )
+        if not self.estimated and self.epochs:
+            self.estimated = True
+            seconds = time.perf_counter() - self.started  # the epoch with its validation and checkpoint
+            print(estimate_line(seconds, self.epochs - epoch - 1, self.epochs, self.trainings), flush=True)
+
+
+def estimate_line(epoch_seconds: float, epochs_left: int, epochs: int, trainings: int) -> str:
+    """Item 5 of issue 22: after the first epoch, how long the rest of this training and the whole study's
+    trainings (ablations.run x ablations.seeds, each `epochs` long) take on this machine at this rate."""
+    remaining = epochs_left * epoch_seconds / 60
+    study = trainings * epochs * epoch_seconds / 60
+    return (
+        f"estimate: an epoch takes {epoch_seconds:.1f} s here; this training about {remaining:.0f} min more; "
+        f"the {trainings} trainings of a whole `dvc repro` about {study:.0f} min on this machine "
+        "(evaluations and Figure 1 not counted)"
+    )
 
 
 def write_history(path: Path, rows: list[dict]) -> None:
@@ -236,18 +300,25 @@ class TrainingRun:
         state = json.loads(state_file.read_text())
         return state if state.get("fingerprint") == self.fingerprint else None
 
-    def save_checkpoint(
-        self, model, epochs_done: int, schedule: dict, rows: list, run_id: str | None
-    ) -> None:
+    def write_next_model(self, model) -> None:
+        """The model into next.keras; save_checkpoint moves it into place together with its state."""
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        temporary = self.checkpoint_dir / "next.keras"
-        model.save(temporary)
-        os.replace(temporary, self.checkpoint_dir / CHECKPOINT_FILE)
+        model.save(self.checkpoint_dir / NEXT_CHECKPOINT_FILE)
+
+    def save_checkpoint(
+        self, model, epochs_done: int, schedule: dict, rows: list, run_id: str | None, model_saved: bool = False
+    ) -> None:
+        """The resumable state after `epochs_done` epochs; the model file too unless `model_saved` (the
+        CheckpointWriter wrote it during validation, before the schedule's end-of-epoch change of the rate)."""
+        if not model_saved:
+            self.write_next_model(model)
+        os.replace(self.checkpoint_dir / NEXT_CHECKPOINT_FILE, self.checkpoint_dir / CHECKPOINT_FILE)
         state = {
             "fingerprint": self.fingerprint,
             "epochs_done": epochs_done,
             "seed_generators": seed_generator_states(model),
             "schedule": schedule,
+            "learning_rate": learning_rate_of(model.optimizer),
             "history": rows,
             "mlflow_run_id": run_id,
         }
@@ -320,25 +391,9 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
     jit = choose_xla(cfg.train.xla)
     # before any TF op: logical CPU replicas (ALEXNET_CPU_REPLICAS) must be set while TF is uninitialised
     strategy = choose_strategy() if backend == "tensorflow" else tf.distribute.get_strategy()
-    if cluster.processes > 1 and cfg.train.precision == "auto":
-        raise ValueError(
-            "params.yaml: train.precision: auto times each process on its own and they could disagree; "
-            "set it explicitly for multi-process training (e.g. -S train.precision=mixed_bfloat16)"
-        )
-    choice = None if state else choose_precision(cfg, data.num_classes, jit)  # a resumed model keeps its own
-    if choice:
-        print(choice.line(), flush=True)
-        keras.mixed_precision.set_global_policy(choice.policy)
-    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    model, choice = prepare_model(cfg, data, run, state, jit, strategy, cluster)
+    print(f"{choice.line()}; {ONEDNN.line()}", flush=True)
     first_epoch = state["epochs_done"] if state else 0
-    with strategy.scope():
-        if state:
-            model = keras.saving.load_model(run.checkpoint_dir / CHECKPOINT_FILE, safe_mode=True)
-            restore_seed_generators(model, state.get("seed_generators", {}))
-        else:
-            model = build_model(cfg.model, data.num_classes, cfg.train.crop, seed=cfg.train.seed)
-            compile_model(model, cfg, data.num_classes, jit)
-    choice = choice or precision.PrecisionChoice(model.dtype_policy.name, "checkpoint")
     steps = steps_per_epoch(data, cfg.train.batch_size)
     parallel.per_process_batch(cfg.train.batch_size, cluster)  # a clear error before any work
     train_batches = train_dataset(
@@ -346,29 +401,68 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
         first_epoch, cfg.train.epochs, cfg.train.shuffle_buffer, deterministic=cfg.train.deterministic,
         shard=(cluster.process, cluster.processes),
     )  # fmt: skip
-    val_batches = eval_dataset(data, cfg.train.crop, cfg.evaluate.batch_size)
-    val_batches = parallel.even_batches(val_batches, cfg.evaluate.batch_size, data.counts["val"], cluster)
+    val_batches = validation_batches(cfg, data, cluster)
     rows = list(state["history"]) if state else []
     schedule = learning_rate_schedule(cfg, state)
-    recorder = EpochRecorder(run, steps * cfg.train.batch_size, schedule, tracker, rows)
+    trainings = len(cfg.ablations.run) * len(cfg.ablations.seeds)
+    # JAX's saving is not thread-safe ('NoneType' object is not callable from a thread): it saves in line.
+    writer = CheckpointWriter(run) if backend == "tensorflow" else None
+    recorder = EpochRecorder(
+        run, steps * cfg.train.batch_size, schedule, tracker, rows, cfg.train.epochs, trainings, writer
+    )
     # A multi-process run would need the probe sharded like the val pass; it records NaN there instead.
     probe_images = cfg.train.train_error_images if cluster.processes == 1 else 0
     probe = TrainErrorProbe(
         train_probe(data, cfg.train.crop, probe_images, cfg.evaluate.batch_size) if probe_images else None
     )
     distribution = type(strategy).__name__ if backend == "tensorflow" else cluster.name
-    tracker.set_tags({**choice.tags(), "backend": backend, "xla": str(jit), "strategy": distribution,
-                      "processes": str(cluster.processes)})  # fmt: skip
-    if choice.rates:
-        tracker.log_metrics(choice.metrics())
-    model.fit(
-        train_batches,
-        epochs=cfg.train.epochs,
-        initial_epoch=first_epoch,
-        steps_per_epoch=steps,
-        validation_data=val_batches,
-        callbacks=[schedule, probe, recorder],
-        verbose=verbose,
-    )
+    tracker.set_tags({**choice.tags(), **ONEDNN.record(), "backend": backend, "xla": str(jit),
+                      "strategy": distribution, "processes": str(cluster.processes)})  # fmt: skip
+    if choice.rates or ONEDNN.rates:
+        tracker.log_metrics({**choice.metrics(), **{f"onednn_{name}_img_s": r for name, r in ONEDNN.rates.items()}})
+    try:
+        model.fit(
+            train_batches,
+            epochs=cfg.train.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps,
+            validation_data=val_batches,
+            callbacks=[callback for callback in (writer, schedule, probe, recorder) if callback],
+            verbose=verbose,
+        )
+    finally:
+        if writer:  # an interrupted epoch's next.keras is never moved into place; its error is fit's
+            with contextlib.suppress(Exception):
+                writer.wait()
     model.save(run.model_file)
     return model, rows
+
+
+def prepare_model(cfg: Config, data: PreparedData, run: TrainingRun, state, jit, strategy, cluster):
+    """(model, precision choice): a fresh model in the chosen policy, or the checkpoint's with its own."""
+    if cluster.processes > 1 and cfg.train.precision == "auto":
+        raise ValueError(
+            "params.yaml: train.precision: auto times each process on its own and they could disagree; "
+            "set it explicitly for multi-process training (e.g. -S train.precision=mixed_bfloat16)"
+        )
+    choice = None if state else choose_precision(cfg, data.num_classes, jit)  # a resumed model keeps its own
+    if choice:
+        keras.mixed_precision.set_global_policy(choice.policy)
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    with strategy.scope():
+        if state:
+            model = keras.saving.load_model(run.checkpoint_dir / CHECKPOINT_FILE, safe_mode=True)
+            restore_seed_generators(model, state.get("seed_generators", {}))
+            if "learning_rate" in state:  # the model file was written before a plateau drop, if one came
+                model.optimizer.learning_rate.assign(state["learning_rate"])
+        else:
+            model = build_model(cfg.model, data.num_classes, cfg.train.crop, seed=cfg.train.seed)
+            compile_model(model, cfg, data.num_classes, jit)
+    return model, choice or precision.PrecisionChoice(model.dtype_policy.name, "checkpoint")
+
+
+def validation_batches(cfg: Config, data: PreparedData, cluster) -> tf.data.Dataset:
+    """The val centre crops for each epoch's validation, decoded once and kept in memory where they fit."""
+    cache = fits_in_memory(data.counts["val"], cfg.train.crop)
+    batches = eval_dataset(data, cfg.train.crop, cfg.evaluate.batch_size, cache=cache)
+    return parallel.even_batches(batches, cfg.evaluate.batch_size, data.counts["val"], cluster)

@@ -27,6 +27,7 @@ from alexnet.config import AugmentConfig
 CROP, FLIP, LIGHTING = 1, 2, 3  # the purposes a key is folded with
 PROBE_SEED = 0  # the train subset scored in inference mode each epoch: the same for every run of a dataset
 INTERLEAVE_CYCLE = 16  # shards read at once; records are already shuffled within each
+IN_MEMORY_LIMIT_BYTES = 1 << 30  # decoded uint8 validation crops kept in memory up to this size
 
 FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),
@@ -191,22 +192,38 @@ def steps_per_epoch(data: PreparedData, batch_size: int) -> int:
     return max(1, data.counts["train"] // batch_size)
 
 
-def eval_dataset(data: PreparedData, crop: int, batch_size: int, split: str = "val", ten_crop: bool = False):
-    """(images, labels): a centre crop, or the ten crops of Sec. 4.1 stacked as [batch, 10, crop, crop, 3]."""
+def eval_dataset(
+    data: PreparedData, crop: int, batch_size: int, split: str = "val", ten_crop: bool = False, cache: bool = False
+):
+    """(images, labels): a centre crop, or the ten crops of Sec. 4.1 stacked as [batch, 10, crop, crop, 3].
+
+    cache=True (centre crops only) keeps the decoded crops in memory as uint8 after the first pass, so a
+    per-epoch validation decodes each JPEG once per run; the batches are the same values either way.
+    """
     mean_image = tf.constant(data.mean_image)
     size = data.size
+    start = (size - crop) // 2
+    mean_crop = mean_image[start : start + crop, start : start + crop, :]
 
-    def centred(encoded, label):
-        image = tf.cast(tf.io.decode_jpeg(encoded, channels=3), tf.float32) - mean_image
-        if not ten_crop:
-            start = (size - crop) // 2
-            return image[start : start + crop, start : start + crop, :], label
-        return ten_crops(image, crop), label
+    def centre_crop(encoded, label):
+        return tf.io.decode_jpeg(encoded, channels=3)[start : start + crop, start : start + crop, :], label
+
+    def ten_cropped(encoded, label):
+        return ten_crops(tf.cast(tf.io.decode_jpeg(encoded, channels=3), tf.float32) - mean_image, crop), label
 
     records = parsed_records(data, split)
-    return (
-        records.map(centred, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    )
+    if ten_crop:
+        images = records.map(ten_cropped, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        crops = records.map(centre_crop, num_parallel_calls=tf.data.AUTOTUNE)
+        crops = crops.cache() if cache else crops
+        images = crops.map(lambda image, label: (tf.cast(image, tf.float32) - mean_crop, label))
+    return images.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def fits_in_memory(images: int, crop: int, limit_bytes: int = IN_MEMORY_LIMIT_BYTES) -> bool:
+    """Whether `images` uint8 crops of crop x crop x 3 stay under the in-memory cache limit."""
+    return images * crop * crop * 3 <= limit_bytes
 
 
 def probe_indices(train_count: int, count: int) -> np.ndarray:
