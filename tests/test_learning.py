@@ -28,9 +28,12 @@ PINNED_PRECISION = "float32"
 #   float32         ONEDNN_MAX_CPU_ISA=AVX2      1.1  0.6  0.0  1.1  0.6  1.1
 #   float32         TF_ENABLE_ONEDNN_OPTS=0      0.6  0.6  0.6  1.1  2.2  2.2
 #   mixed_bfloat16  as is (oneDNN on, AVX-512)   1.1  0.6  1.7  0.6  1.7  1.7
-#   mixed_bfloat16  ONEDNN_MAX_CPU_ISA=AVX2      refused by oneDNN: no bfloat16 convolution below AVX-512
+#   mixed_bfloat16  ONEDNN_MAX_CPU_ISA=AVX2      does not run (*)
 #   mixed_bfloat16  TF_ENABLE_ONEDNN_OPTS=0      1.1  0.6  1.1  1.7  1.7  2.2
 #
+# (*) An artefact of the emulation: TensorFlow sees this CPU's AVX512-BF16 and asks oneDNN, capped at AVX2, for
+# a bfloat16 convolution it cannot build ("could not create a primitive descriptor"). A real AVX2-only CPU runs
+# bfloat16 without oneDNN, TensorFlow's default there: the TF_ENABLE_ONEDNN_OPTS=0 row.
 # Worst cell 2.2% against the 10% bound: a margin of 7.8 points (14 images). After the first rate drop
 # (epochs 5-8) val error never rose by more than 1.1 points in any cell; before it, one cell (mixed_bfloat16 as
 # is, seed 2) rose 6.7 points at epoch 4 and came back. Per-epoch data: docs/learning-tests/. The profile
