@@ -1,4 +1,5 @@
-"""Every relative link in README.md and docs/*.md points at a file that exists, and every #anchor at a heading."""
+"""README.md and docs/*.md: every relative link resolves (file and #anchor), every docs page is linked
+from the README, every `make X` they name is a Makefile target."""
 
 from __future__ import annotations
 
@@ -59,3 +60,14 @@ def test_every_relative_link_resolves(page):
 def test_every_docs_page_is_linked_from_the_readme():
     linked = {(REPO / t.partition("#")[0]).resolve() for t in _links(REPO / "README.md")}
     assert [p.name for p in PAGES[1:] if p.resolve() not in linked] == []
+
+
+def test_every_make_command_the_pages_name_is_a_makefile_target():
+    targets = set(re.findall(r"^([a-z][\w-]*):", (REPO / "Makefile").read_text(), re.M))
+    named = set()
+    for page in PAGES:
+        text = page.read_text()
+        named |= set(re.findall(r"`(?:time )?make ([a-z][\w-]*)", text))
+        named |= set(re.findall(r"^\s*(?:time )?make ([a-z][\w-]*)", text, re.M))
+    assert {"run", "test", "run-synthetic"} <= named
+    assert sorted(named - targets) == []
