@@ -69,7 +69,7 @@ CASES = {
     "figure1-no-prepared": (("figure1",), None, ["stats.json", "dvc repro preprocess"]),
     "figure1-cifar10-offline": (("figure1",), cifar10_offline, ["cannot connect", "figure1.url",
                                                                  "figure1.data: prepared"]),
-    "compare-no-runs": (("compare",), None, ["no evaluated runs", "run train and evaluate first"]),
+    "compare-no-runs": (("compare",), None, ["no such folder of runs", "run train and evaluate first"]),
 }  # fmt: skip
 
 

@@ -111,7 +111,8 @@ def load_runs(runs: Path, models: Path | None = None, variants: list[str] | None
     models/<name>/ instead (the DVC workspace's layout, where run.json is train@'s output); a folder without
     run.json there is not a run."""
     if not runs.is_dir():
-        raise RunsError(f"{runs}: no such folder of runs; give the folder holding <variant>-s<seed>/ folders")
+        raise RunsError(f"{runs}: no such folder of runs; run train and evaluate first (dvc repro), or give the folder "
+                        "holding <variant>-s<seed>/ folders")
     identities = sorted((models if models is not None else runs).glob(f"*/{RUN_FILE}"))
     if variants is not None:
         identities = [path for path in identities if json.loads(path.read_text()).get("variant") in variants]
