@@ -195,8 +195,10 @@ def main() -> None:
     params["train"].update(crop=args.crop, batch_size=args.batch)
     params["model"].update(width=args.width, fc_units=args.fc_units)
     cfg = parse(params)
+    from rounds import machine
+
     results: dict = {"quick": args.quick, "archive": str(args.archive), "size": args.size, "crop": args.crop,
-                     "cpus": os.cpu_count()}  # fmt: skip
+                     "cpus": os.cpu_count(), "machine": machine()}  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         ingest(cfg.data, scratch / "raw", workdir=scratch / "work")

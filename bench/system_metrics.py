@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -102,7 +103,10 @@ def main() -> None:
           f"sampling every {args.interval:g} s")  # fmt: skip
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        summary = {"interval_s": args.interval, "steps": args.steps, "ratio_on_off": ratio,
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from rounds import machine
+
+        summary = {"machine": machine(), "interval_s": args.interval, "steps": args.steps, "ratio_on_off": ratio,
                    "cpu_ratio_on_off": cpu_ratio, "paired_ratios": spread, "rounds": rounds}  # fmt: skip
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
 
