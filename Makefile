@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup run run-synthetic run-dropout run-figure1 test test-kernels test-slow test-all browser lint ui bench clean \
+.PHONY: setup run run-synthetic run-dropout run-figure1 run-tiny100 test test-kernels test-slow test-all browser lint ui bench clean \
 	docs-runs docs-reports
 
 setup: $(VENV)/.installed
@@ -40,9 +40,9 @@ endif
 profile = $(foreach override,$(shell grep -E '^[a-z]' $(1)),-S '$(override)')
 DATA_OVERRIDES = $(if $(IMAGENETTE),-S 'data.url=$(IMAGENETTE)' $(if $(IMAGENETTE_SHA256),-S data.sha256=$(IMAGENETTE_SHA256)))
 
-## run-dropout: issue 24's dropout study: baseline and no_dropout, 48 epochs, seeds 0-2 (profiles/dropout.params),
-## the rest of the default profile; IMAGENETTE as for `make run`. About 65-100 min on 2 CPU cores (6 trainings of
-## 48 epochs at 9-15 min each, their evaluations, and the default Figure 1 unless DVC already has it). Not yet run.
+## run-dropout: issue 24's dropout study: baseline and no_dropout, 40 epochs, seeds 0-2 (profiles/dropout.params),
+## the rest of the default profile; IMAGENETTE as for `make run`. About 70 min on 2 CPU cores (6 trainings of
+## 40 epochs at 9-10 min each, their evaluations, and the default Figure 1 unless DVC already has it).
 ##   make run-dropout IMAGENETTE=../shared/data/imagenette2-224.tgz
 run-dropout: setup
 	@[ -d .git ] || git init --quiet
@@ -60,6 +60,23 @@ run-figure1: setup
 	$(BIN)/dvc exp run -n figure1-inits $(DATA_OVERRIDES) $(call profile,profiles/figure1.params) figure1
 	@echo
 	@echo "Results (experiment 'figure1-inits'): reports/figure1/figure1.json (by_init), reports/figure1/figure1.png"
+
+## run-tiny100: issue 25's 100-class study (profiles/tiny100.params): baseline, no_lrn, no_overlap_pool, one_gpu,
+## 6 epochs, seeds 0-2, on Tiny-ImageNet-100 (TINY: the archive's path, file:// or http(s):// URL; its sha256 is
+## computed for a local file, else give TINY_SHA256). About 60 min on 2 CPU cores (with the default Figure 1 on
+## its images). TINY_SEEDS adds seeds, e.g. TINY_SEEDS=[0,1,2,3,4].
+##   make run-tiny100 TINY=../shared/data/tiny-imagenet-100.zip
+TINY ?=
+TINY_FILE = $(patsubst file://%,%,$(patsubst file://localhost/%,/%,$(TINY)))
+TINY_SHA256 ?= $(if $(wildcard $(TINY_FILE)),$(firstword $(shell sha256sum '$(TINY_FILE)')))
+TINY_SEEDS ?=
+run-tiny100: setup
+	@[ -n '$(TINY)' ] || { echo "run-tiny100: give the archive, e.g. make run-tiny100 TINY=../shared/data/tiny-imagenet-100.zip"; exit 2; }
+	@[ -d .git ] || git init --quiet
+	$(BIN)/dvc exp run -n tiny100 $(call profile,profiles/tiny100.params) -S 'data.url=$(TINY)' \
+		$(if $(TINY_SHA256),-S data.sha256=$(TINY_SHA256)) $(if $(TINY_SEEDS),-S 'ablations.seeds=$(TINY_SEEDS)')
+	@echo
+	@echo "Results (experiment 'tiny100'): reports/ablations.md (the top-5 claims), reports/runs/<variant>-s<seed>/"
 
 ## run-synthetic: the whole pipeline offline in about two minutes, on generated images and a small net
 ## (the overrides in profiles/synthetic.params, one `dvc exp run -S` per line; the tests use the same file)

@@ -91,7 +91,7 @@ def test_two_tied_seeds_are_never_decisive():
     assert lrn.direction == "inconclusive (no spread)" and lrn.estimate.low is None and lrn.holm_survives is False
     # Figure 1's seeds tie at tanh 8 / relu 9 epochs: counts +-1 epoch leave spread, the 6x claim undecided
     tied = {"seeds": [{"seed": s, "epochs_to_target": {"relu": 9, "tanh": 8}, "epochs": 15} for s in (1, 2)]}
-    figure1 = {r.claim.key: r for r in evaluate_claims([run("baseline", 0)], tied)}["relu_figure1"]
+    figure1 = {r.claim.key: r for r in evaluate_claims([run("baseline", 0)], tied)}["relu_figure1_glorot"]
     assert figure1.estimate.se > 0 and figure1.direction == "inconclusive"
     # a big tied ratio (16 vs 4 epochs, twice) is still not certain: the interval stays finite
     estimate, _ = log_ratio_estimate([(16, 20, 4, 20), (16, 20, 4, 20)])
@@ -176,7 +176,7 @@ def test_figure1_against_six_times_is_smaller_than_the_paper():
     seeds = [{"seed": s, "epochs_to_target": {"relu": relu, "tanh": tanh}, "epochs": 15}
              for s, (relu, tanh) in enumerate([(10, 7), (9, 8), (9, 8)])]  # fmt: skip
     figure1 = {"seeds": seeds, "median_epochs_to_target": {"relu": 9, "tanh": 8}, "data": "prepared"}
-    result = {r.claim.key: r for r in evaluate_claims([run("baseline", 0)], figure1)}["relu_figure1"]
+    result = {r.claim.key: r for r in evaluate_claims([run("baseline", 0)], figure1)}["relu_figure1_glorot"]
     assert result.direction == "inconclusive" and result.magnitude == "smaller than the paper"
     assert result.estimate.high < math.log(6) and result.magnitude_p < 0.01
     assert "relu 9, tanh 8" in result.notes[0]

@@ -84,3 +84,33 @@ def test_make_targets_pass_every_profile_line_and_the_data_overrides(target, pro
     assert lines and all(f"-S '{line}'" in command for line in lines)
     assert f"-S 'data.url={url}'" in command and f"-S data.sha256={'a' * 64}" in command
     assert command.endswith(" figure1") == (target == "run-figure1")  # Figure 1 alone, not the study
+
+
+TINY100 = REPO / "profiles" / "tiny100.params"
+
+
+def test_tiny100_profile_trains_every_top5_claims_variant_on_three_seeds():
+    from alexnet.claims import CLAIMS, TOP5_MIN_CLASSES
+
+    cfg = profiled(TINY100)
+    assert cfg.data.source == "tiny_imagenet" and cfg.train.crop < cfg.preprocess.size == 64
+    assert len(cfg.ablations.seeds) >= 3 and cfg.ablations.run[0] == "baseline"
+    top5 = {claim.variant for claim in CLAIMS if claim.top5}
+    assert set(cfg.ablations.run) == top5 and TOP5_MIN_CLASSES <= 100  # 10-crop's variant is the baseline
+    drops = StepSchedule(cfg.train.learning_rate, cfg.train.lr_drop_factor, cfg.train.lr_steps, cfg.train.epochs)
+    assert re.search(rf"drops after epochs {drops.drop_after[0]} and {drops.drop_after[1]}", TINY100.read_text())
+
+
+def test_make_run_tiny100_passes_the_profile_archive_and_seeds(tmp_path):
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    url = "https://mirror.example/tiny-imagenet-100.zip"
+    result = subprocess.run(["make", "-n", "run-tiny100", f"TINY={url}", f"VENV={tmp_path}/venv",
+                             "TINY_SHA256=" + "b" * 64, "TINY_SEEDS=[0,1,2,3,4]"], cwd=REPO, capture_output=True,
+                            text=True, timeout=60, check=True)  # fmt: skip
+    command = " ".join(result.stdout.split("\\\n")).replace("\\\n", " ")
+    command = next(line for line in command.splitlines() if "dvc exp run" in line)
+    lines = [line for line in TINY100.read_text().splitlines() if line and not line.startswith("#")]
+    assert lines and all(f"-S '{line}'" in command for line in lines)
+    assert f"-S 'data.url={url}'" in command and f"-S data.sha256={'b' * 64}" in command
+    assert "-S 'ablations.seeds=[0,1,2,3,4]'" in command

@@ -63,7 +63,7 @@ def test_report_puts_effect_interval_paper_value_and_verdicts_side_by_side(tmp_p
     summary = json.loads((tmp_path / "ablations.json").read_text())
     rows = {row["key"]: row for row in summary["claims"]}
     assert rows["lrn_top1"]["effect"] == effect.mean * 100 and rows["lrn_top1"]["direction"] == "reproduced"
-    assert rows["relu_figure1"]["seeds"] == 3 and summary["claims_tested"] >= 2
+    assert rows["relu_figure1_glorot"]["seeds"] == 3 and summary["claims_tested"] >= 2
     assert (tmp_path / "curves.png").stat().st_size > 0
     assert "![claims" in text and (tmp_path / "claims.png") in report.files
     with Image.open(tmp_path / "claims.png") as image:  # a drawn forest plot, not a blank canvas
@@ -110,7 +110,7 @@ def test_a_censored_ratio_prints_what_the_data_support_at_95_percent():
     low = iterations.estimate.low
     assert low < iterations.estimate.mean  # the bound of the means is not what 95% supports
     assert effect_text(iterations) == f">= {np.exp(low):.2f}x at 95% (censored at 8 epochs)"
-    assert effect_text(claims["relu_figure1"]) == f">= {15 / 11:.2f}x after 15 epochs (1 seed)"  # 15 / (10 + 1)
+    assert effect_text(claims["relu_figure1_glorot"]) == f">= {15 / 11:.2f}x after 15 epochs (1 seed)"  # 15 / (10 + 1)
 
 
 def test_report_command_and_compare_render_the_same_bytes(tmp_path):
@@ -126,9 +126,9 @@ def test_report_command_and_compare_render_the_same_bytes(tmp_path):
                        tmp_path / "study" / "figure1" / "figure1.json", models=tmp_path / "models")  # fmt: skip
     for name in ("ablations.md", "ablations.json", "curves.csv", "curves.png", "claims.png"):
         assert (tmp_path / "study" / name).read_bytes() == (tmp_path / "reports" / name).read_bytes(), name
-    assert '"relu_figure1"' in (tmp_path / "study" / "ablations.json").read_text()
+    assert '"relu_figure1_glorot"' in (tmp_path / "study" / "ablations.json").read_text()
     summary = json.loads((tmp_path / "study" / "ablations.json").read_text())
-    assert next(row for row in summary["claims"] if row["key"] == "relu_figure1")["seeds"] == 3
+    assert next(row for row in summary["claims"] if row["key"] == "relu_figure1_glorot")["seeds"] == 3
 
 
 def test_compare_adds_the_mlflow_stores_runs_as_a_last_section(tmp_path):

@@ -24,10 +24,20 @@ def _ui(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
+    from alexnet.report_datasets import load_study, parse_study_argument, write_studies_report
     from alexnet.reports import report_from_folder
+    from alexnet.runs import RunsError
 
-    report = report_from_folder(args.runs, args.out, args.figure1)
-    print(f"report: {len(report.rows)} variants, {len(report.claims)} claims -> {report.markdown}")
+    if len(args.runs) == 1 and "=" not in args.runs[0]:
+        report = report_from_folder(Path(args.runs[0]), args.out, args.figure1)
+        print(f"report: {len(report.rows)} variants, {len(report.claims)} claims -> {report.markdown}")
+        return
+    if args.figure1 is not None:
+        raise RunsError("--figure1: only with one runs folder; with NAME=RUNS, figure1/figure1.json beside RUNS "
+                        "is used")
+    studies = [load_study(*parse_study_argument(text)) for text in args.runs]
+    markdown = write_studies_report(studies, args.out)
+    print(f"report: {len(studies)} studies side by side -> {markdown}")
 
 
 def _export_runs(args: argparse.Namespace) -> None:
@@ -39,7 +49,9 @@ def _export_runs(args: argparse.Namespace) -> None:
 
 def add_report_commands(commands) -> None:
     report = commands.add_parser("report", help="render a study's report from a folder of runs, without training")
-    report.add_argument("runs", type=Path, help="folder of <variant>-s<seed>/ runs (e.g. docs/study/runs)")
+    report.add_argument("runs", nargs="+", metavar="RUNS",
+                        help="folder of <variant>-s<seed>/ runs (e.g. docs/study/runs), or several studies side "
+                             "by side as NAME=RUNS (e.g. imagenette=docs/study/runs tiny100=docs/tiny100/runs)")
     report.add_argument("--out", type=Path, required=True, help="folder for ablations.md/.json, claims.png, curves")
     report.add_argument(
         "--figure1", type=Path, default=None, help="figure1.json (default: figure1/figure1.json beside RUNS, if any)"

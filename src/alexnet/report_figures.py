@@ -1,4 +1,5 @@
-"""The report's figures: every run's error curves (curves.csv/.png) and the claims' forest plot (claims.png)."""
+"""The report's figures: every run's error curves (curves.csv/.png), the claims' forest plot (claims.png) and
+dropout's train and val error on one plot (dropout.png)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import csv
 import math
 from pathlib import Path
 
+import numpy as np
+
 from alexnet.claims import ClaimResult
 from alexnet.report_claims import shown
-from alexnet.runs import RunResult
+from alexnet.runs import TARGET_TRAIN_ERROR, RunResult
 
 PNG_METADATA = {"Software": None}  # no matplotlib version in the file: the same figure gives the same bytes
 
@@ -45,6 +48,46 @@ def write_curves(runs: list[RunResult], folder: Path) -> list[Path]:
     figure.savefig(png_path, dpi=120, metadata=PNG_METADATA)
     plt.close(figure)
     return [csv_path, png_path]
+
+
+def write_overfitting_figure(runs: list[RunResult], folder: Path, with_it: str = "baseline",
+                             without: str = "no_dropout") -> Path | None:
+    """Sec. 4.2's overfitting on one plot: per variant, the inference-mode training error (solid) and the val
+    error (dashed), mean over seeds with the seeds' range shaded. None when either variant or the inference-mode
+    training error is missing."""
+    curves = {}
+    for variant in (with_it, without):
+        members = [run for run in runs if run.variant == variant]
+        epochs = min((run.epochs for run in members), default=0)
+        if not epochs or not all(math.isfinite(row.get("train_eval_top1_error", math.nan))
+                                 for run in members for row in run.history[:epochs]):  # fmt: skip
+            return None
+        curves[variant] = {key: np.array([[row[key] for row in run.history[:epochs]] for run in members])
+                           for key in ("train_eval_top1_error", "val_top1_error")}  # fmt: skip
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    for colour, (variant, values) in zip(("tab:blue", "tab:orange"), curves.items(), strict=True):
+        for key, style, what in (("train_eval_top1_error", "-", "train"), ("val_top1_error", "--", "val")):
+            table = values[key]
+            epochs = np.arange(1, table.shape[1] + 1)
+            axes.plot(epochs, table.mean(axis=0), style, color=colour,
+                      label=f"{variant} {what} ({table.shape[0]} seeds)")  # fmt: skip
+            axes.fill_between(epochs, table.min(axis=0), table.max(axis=0), color=colour, alpha=0.15, linewidth=0)
+    axes.axhline(TARGET_TRAIN_ERROR, color="grey", linewidth=0.8, linestyle=":")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("top-1 error")
+    axes.set_title("Dropout: inference-mode train error (solid) vs val error (dashed)", fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path = folder / "dropout.png"
+    figure.savefig(path, dpi=120, metadata=PNG_METADATA)
+    plt.close(figure)
+    return path
 
 
 def _panel_edges(panel: list[ClaimResult], ratio: bool) -> tuple[float, float]:

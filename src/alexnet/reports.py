@@ -17,7 +17,7 @@ import numpy as np
 from alexnet import stats
 from alexnet.claims import BASELINE, CLAIMS, FAMILY_ALPHA, ClaimResult, Contrasts, evaluate_claims
 from alexnet.report_claims import claim_metrics, claim_row, holm_text, verdict_table
-from alexnet.report_figures import write_claims_figure, write_curves
+from alexnet.report_figures import write_claims_figure, write_curves, write_overfitting_figure
 from alexnet.runs import TARGET_TRAIN_ERROR, RunResult, RunsError, load_runs
 from alexnet.stats import Estimate
 
@@ -162,27 +162,35 @@ def pooling_lines(runs: list[RunResult]) -> list[str]:
     return ["Seed variance, pooled (seeds are blocks, variants treatments):", "", *lines, ""] if lines else []
 
 
-def claims_summary(claims: list[ClaimResult]) -> str:
-    """The headline: each verdict counted after Holm (a verdict that fails Holm counts as undecided)."""
+def claims_summary(claims: list[ClaimResult], holm_family: list[ClaimResult] | None = None,
+                   untested: bool = True) -> str:
+    """The headline: each verdict counted after Holm (a verdict that fails Holm counts as undecided).
+    holm_family: every study's claims when Holm ran over several studies (report_datasets.py)."""
     tested = [result for result in claims if result.tested]
     sized = [result for result in tested if result.magnitude_tested]
+    family = holm_family or claims
+    wide = holm_family is not None and len(holm_family) != len(claims)
+    over = sum(result.tested for result in family), sum(result.magnitude_tested for result in family)
+    labels = (("claims tested", ""), ("magnitudes tested", " with a number and an interval"))
+    over_text = [f"all {count} {what} in the studies reported together" if wide else f"the {count}{suffix}"
+                 for count, (what, suffix) in zip(over, labels, strict=True)]  # fmt: skip
     reproduced = sum(r.direction == "reproduced" and bool(r.holm_survives) for r in tested)
     opposite = sum(r.direction == "opposite" and bool(r.holm_survives) for r in tested)
     decisive = sum(r.direction in ("reproduced", "opposite") for r in tested)
     smaller = sum(r.magnitude == "smaller than the paper" and bool(r.magnitude_holm_survives) for r in sized)
     larger = sum(r.magnitude == "larger than the paper" and bool(r.magnitude_holm_survives) for r in sized)
     text = (f"**{len(tested)} claims tested** (>= 2 seeds, testable, extras left out). Direction, after Holm over "
-            f"the {len(tested)}: **{reproduced} reproduced, {opposite} opposite, "
+            f"{over_text[0]}: **{reproduced} reproduced, {opposite} opposite, "
             f"{len(tested) - reproduced - opposite} inconclusive** ({decisive} decisive before Holm). Magnitude "
-            f"against the paper's number, after Holm over the {len(sized)} with a number and an interval: "
+            f"against the paper's number, after Holm over {over_text[1]}: "
             f"**{len(sized) - smaller - larger} consistent, {smaller} smaller than the paper, {larger} larger than "
             "the paper**.")  # fmt: skip
-    untested: dict[str, list[str]] = {}
+    reasons: dict[str, list[str]] = {}
     for result in claims:
-        if not result.tested and not result.claim.extra:
-            untested.setdefault(result.direction, []).append(result.claim.name)
-    if untested:
-        text += " Not tested: " + "; ".join(f"{why}: {', '.join(names)}" for why, names in untested.items()) + "."
+        if untested and not result.tested and not result.claim.extra:
+            reasons.setdefault(result.direction, []).append(result.claim.name)
+    if reasons:
+        text += " Not tested: " + "; ".join(f"{why}: {', '.join(names)}" for why, names in reasons.items()) + "."
     return text
 
 
@@ -228,15 +236,28 @@ def write_report(
 ) -> Report:
     """ablations.md / .json, claims.png, curves.csv / .png in `folder`, from the runs (and figure1.json).
     `tracked` (the compare stage's MLflow runs) adds a last section and a `tracked_runs` list."""
+    return render_report(runs, folder, figure1, tracked)
+
+
+def render_report(
+    runs: list[RunResult], folder: Path, figure1: dict | None = None, tracked: list[dict] | None = None,
+    claims: list[ClaimResult] | None = None, holm_family: list[ClaimResult] | None = None,
+) -> Report:
+    """write_report, or with `claims` already evaluated and Holm-adjusted over `holm_family`, the claims of
+    several studies (report_datasets.py)."""
     folder.mkdir(parents=True, exist_ok=True)
     top_k = top_k_of(runs)
     rows = variant_rows(runs, top_k)
-    claims = evaluate_claims(runs, figure1)
+    claims = evaluate_claims(runs, figure1) if claims is None else claims
     report = Report(markdown=folder / "ablations.md", rows=rows, claims=claims, runs=runs)
     lines = ["# Ablation study", "", *variant_lines(runs, rows, top_k), ""]
-    lines += ["## Paper claims", "", claims_summary(claims), "", *claim_lines(claims), *pooling_lines(runs)]
+    lines += ["## Paper claims", "", claims_summary(claims, holm_family), "", *claim_lines(claims)]
+    lines += pooling_lines(runs)
     lines += [VERDICT_RULE, "", "![claims: our effects and intervals beside the paper's values](claims.png)", ""]
     lines += ["![curves](curves.png)", ""]
+    overfitting = write_overfitting_figure(runs, folder)
+    if overfitting:
+        lines += [f"![dropout: inference-mode train error (solid) and val error (dashed)]({overfitting.name})", ""]
     if figure1:
         lines += ["![Figure 1: ReLU (solid) vs tanh (dashed)](figure1/figure1.png)", ""]
     lines += tracked_section(tracked) if tracked else []
@@ -253,6 +274,7 @@ def write_report(
     json_path = folder / "ablations.json"
     json_path.write_text(json.dumps(summary, indent=2) + "\n")
     report.files = [report.markdown, json_path, write_claims_figure(claims, folder), *write_curves(runs, folder)]
+    report.files += [overfitting] if overfitting else []
     return report
 
 
