@@ -92,17 +92,25 @@ run-synthetic: setup
 ## docs-runs: copy a finished study's results into docs/ (per run: metrics.json, per_image.csv, history.csv,
 ## run.json; no models, no figures). STUDY is the workspace that ran it (default: this one):
 ##   make docs-runs STUDY=../studyrun     (docs/study/runs: every run; docs/default-run/runs: baseline, no_lrn)
+## DROPOUT_STUDY / TINY_STUDY: the workspaces of `make run-dropout` / `make run-tiny100` (docs/dropout, docs/tiny100).
 STUDY ?= .
+DROPOUT_STUDY ?=
+TINY_STUDY ?=
 docs-runs: setup
 	rm -rf docs/study/runs docs/default-run/runs
 	$(BIN)/alexnet export-runs $(STUDY) docs/study/runs
 	$(BIN)/alexnet export-runs $(STUDY) docs/default-run/runs --variants baseline no_lrn
+	$(if $(DROPOUT_STUDY),rm -rf docs/dropout/runs && $(BIN)/alexnet export-runs $(DROPOUT_STUDY) docs/dropout/runs)
+	$(if $(TINY_STUDY),rm -rf docs/tiny100/runs && $(BIN)/alexnet export-runs $(TINY_STUDY) docs/tiny100/runs)
 
-## docs-reports: re-render docs/study and docs/default-run from their committed runs, without training
-## (Figure 1 from figure1/figure1.json beside each runs folder); tests/test_reports.py checks the bytes
+## docs-reports: every committed study's report from its committed runs, and docs/claims: the studies side by side,
+## Holm over all their claims (tests/test_reports.py re-renders each and compares bytes)
 docs-reports: setup
 	$(BIN)/alexnet report docs/study/runs --out docs/study
 	$(BIN)/alexnet report docs/default-run/runs --out docs/default-run
+	$(BIN)/alexnet report docs/dropout/runs --out docs/dropout
+	$(BIN)/alexnet report docs/tiny100/runs --out docs/tiny100
+	$(BIN)/alexnet report imagenette=docs/study/runs dropout=docs/dropout/runs tiny100=docs/tiny100/runs --out docs/claims
 
 ## test: the fast suite (slow tests deselected)
 test: setup
