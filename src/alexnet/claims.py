@@ -13,10 +13,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from alexnet import stats
+from alexnet.run_identity import BASELINE
 from alexnet.runs import TARGET_TRAIN_ERROR, RunResult
 from alexnet.stats import Estimate
 
-BASELINE = "baseline"
 FAMILY_ALPHA = 0.05  # Holm's family-wise error rate, over the claims tested (and over the magnitudes tested)
 TOP5_MIN_CLASSES = 100  # below this, top-5 error sits near its floor (5 of 10 classes is half the labels)
 EPOCH_UNCERTAINTY = 1  # an epoch count is known to +-1 epoch: the error is measured once per epoch, and noisily
