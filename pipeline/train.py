@@ -1,13 +1,14 @@
 """DVC stage `train@VARIANT-SEED`: one model of the ablation study -> --models/VARIANT-sSEED/."""
 
 import alexnet.backend  # noqa: F401  (first: sets KERAS_BACKEND from params.yaml)
+from alexnet.checkpoint import TrainingRun, fingerprint, resume_state
 from alexnet.config import load
 from alexnet.data.input import load_prepared
 from alexnet.model.saved import model_card
 from alexnet.run_identity import RUN_FILE, RunLayout, RunRecord, params_provenance, run_tags
 from alexnet.stage import stage_arguments, stage_main
 from alexnet.tracking import Tracker, tracked_run
-from alexnet.training import TrainingRun, fingerprint, resume_state, train
+from alexnet.training import train
 
 PATHS = {
     "prepared": "prepared-data folder",

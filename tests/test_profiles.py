@@ -11,8 +11,8 @@ import subprocess
 import pytest
 from pipeline_copy import REPO, apply_profile, read_params
 
+from alexnet.callbacks import StepSchedule
 from alexnet.config import parse
-from alexnet.training import StepSchedule
 
 DROPOUT = REPO / "profiles" / "dropout.params"
 FIGURE1 = REPO / "profiles" / "figure1.params"
