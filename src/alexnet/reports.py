@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from alexnet import stats
-from alexnet.claims import CLAIMS, FAMILY_ALPHA, ClaimResult, Contrasts, evaluate_claims
+from alexnet.claims import FAMILY_ALPHA, ClaimResult, Contrasts, evaluate_claims
+from alexnet.paper_claims import CLAIMS
 from alexnet.report_claims import claim_metrics, claim_row, holm_text, verdict_table
 from alexnet.report_figures import write_claims_figure, write_curves, write_overfitting_figure
 from alexnet.run_identity import BASELINE, FIGURE1_PLOT, FIGURE1_RESULTS
