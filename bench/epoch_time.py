@@ -47,7 +47,7 @@ def train_on_batch_rate(cfg, num_classes: int, policy: str, steps: int) -> float
     import keras
 
     from alexnet.model import build_model
-    from alexnet.training import compile_model
+    from alexnet.runtime import compile_model
 
     keras.mixed_precision.set_global_policy(policy)
     model = build_model(cfg.model, num_classes, cfg.train.crop)
@@ -70,11 +70,11 @@ def real_epoch_seconds(cfg, data, folder: Path) -> dict:
     """alexnet.training.train() for EPOCHS epochs: the wall time of epoch 2 from one epoch start to the next,
     and where it went (validation pass, train-error probe, checkpoint, the recorder's other work; the rest is
     the training steps with their input pipeline)."""
-    from alexnet import training
+    from alexnet import checkpoint, training
     from alexnet.tracking import Tracker
 
     folder.mkdir(parents=True)
-    run = training.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "bench")
+    run = checkpoint.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "bench")
     with timed_phases() as phases:
         _, rows = training.train(cfg, data, run, Tracker(cfg.tracking), state=None, verbose=0)
     starts = phases["epoch_starts"]
@@ -106,7 +106,7 @@ def main() -> None:
     from alexnet.data.ingest import ingest
     from alexnet.data.input import load_prepared, steps_per_epoch
     from alexnet.data.preprocess import preprocess
-    from alexnet.training import choose_precision, choose_xla
+    from alexnet.runtime import choose_precision, choose_xla
 
     started = time.perf_counter()
     params = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -185,7 +185,7 @@ def main() -> None:
     from alexnet.data.input import load_prepared, train_dataset
     from alexnet.data.preprocess import read_manifest
     from alexnet.model import build_model
-    from alexnet.training import choose_precision, compile_model
+    from alexnet.runtime import choose_precision, compile_model
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     per_class = (20, 5) if args.quick else (None, None)

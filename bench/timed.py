@@ -1,4 +1,5 @@
-"""Where a real epoch goes: alexnet.training's phases timed by wrapping them, for bench/epoch_time.py."""
+"""Where a real epoch goes: alexnet.training's phases (alexnet.callbacks, alexnet.checkpoint) timed by wrapping them,
+for bench/epoch_time.py."""
 
 from __future__ import annotations
 
@@ -12,33 +13,33 @@ def timed_phases():
     evaluate), the train-error probe, the checkpoint and the whole epoch recorder; phases["epoch_starts"]
     holds each epoch's start. The wrapped methods are restored afterwards.
 
-    On TensorFlow the model file is written on a thread while validation runs (training.CheckpointWriter), so
+    On TensorFlow the model file is written on a thread while validation runs (checkpoint.CheckpointWriter), so
     validation_s includes its contention and checkpoint_s is the wait for it plus state.json."""
     import keras
 
-    from alexnet import training
+    from alexnet import callbacks, checkpoint
 
     phases: dict = {"epoch_starts": []}
     wrapped = [
         (keras.Model, "evaluate", "validation_s"),
-        (training.TrainErrorProbe, "on_epoch_end", "probe_s"),
-        (training.TrainingRun, "save_checkpoint", "checkpoint_s"),
-        (training.EpochRecorder, "on_epoch_end", "recorder_s"),
+        (callbacks.TrainErrorProbe, "on_epoch_end", "probe_s"),
+        (checkpoint.TrainingRun, "save_checkpoint", "checkpoint_s"),
+        (callbacks.EpochRecorder, "on_epoch_end", "recorder_s"),
     ]
     originals = [(owner, name, owner.__dict__.get(name)) for owner, name, _ in wrapped]
     for owner, name, phase in wrapped:
         setattr(owner, name, _timing(getattr(owner, name), phases, phase))
-    begin = training.EpochRecorder.on_epoch_begin
+    begin = callbacks.EpochRecorder.on_epoch_begin
 
     def stamped(self, epoch, logs=None):
         phases["epoch_starts"].append(time.perf_counter())
         return begin(self, epoch, logs)
 
-    training.EpochRecorder.on_epoch_begin = stamped
+    callbacks.EpochRecorder.on_epoch_begin = stamped
     try:
         yield phases
     finally:
-        training.EpochRecorder.on_epoch_begin = begin
+        callbacks.EpochRecorder.on_epoch_begin = begin
         for owner, name, original in originals:
             if original is None:
                 delattr(owner, name)

@@ -6,6 +6,7 @@ study's parent run, and a last report section listing every run in the store.
 
 from alexnet.config import load
 from alexnet.reports import report_from_folder
+from alexnet.run_identity import FIGURE1_PLOT, FIGURE1_RESULTS
 from alexnet.stage import stage_arguments, stage_main
 from alexnet.tracking import tracked_run
 from alexnet.tracking.study import StudyTracker, best_baseline
@@ -22,7 +23,7 @@ def main() -> None:
     args = stage_arguments(__doc__, PATHS)
     cfg = load()
     tracker = StudyTracker(cfg.tracking).connect()
-    figure1 = args.figure1 / "figure1.json"
+    figure1 = args.figure1 / FIGURE1_RESULTS
     report = report_from_folder(args.runs, args.out, figure1, models=args.models, tracked=tracker.variant_runs())
     runs = report.runs
     study = cfg.tracking.experiment
@@ -32,7 +33,7 @@ def main() -> None:
         tracker.log_metrics(report.flat_metrics())  # claim.<key>.effect/.low/.high: studies compare in the UI
         tracker.log_table(report.verdict_table(), "report/verdicts.json")
         tracker.share_study_view()
-        for path in [*report.files, args.figure1 / "figure1.png"]:
+        for path in [*report.files, args.figure1 / FIGURE1_PLOT]:
             tracker.log_artifact(path, "report")
     champion = best_baseline(runs)
     if champion:

@@ -4,8 +4,9 @@ import alexnet.backend  # noqa: F401  (first: sets KERAS_BACKEND from params.yam
 from alexnet.config import load
 from alexnet.data.input import load_prepared
 from alexnet.evaluation import evaluate_run, train_val_gap
-from alexnet.stage import RunLayout, stage_arguments, stage_main
-from alexnet.tracking import Tracker, run_tags, tracked_run
+from alexnet.run_identity import FIGURES_DIR, RunLayout, run_tags
+from alexnet.stage import stage_arguments, stage_main
+from alexnet.tracking import Tracker, tracked_run
 
 PATHS = {
     "prepared": "prepared-data folder",
@@ -26,13 +27,13 @@ def main() -> None:
     tracker = Tracker(cfg.tracking).connect()
     tags = run_tags(args.variant, args.seed, data.data_hash, stage="evaluate")
     report_dir = layout.report_dir
-    with tracked_run(tracker, layout.name, tags, resume_run_id=layout.identity().get("mlflow_run_id")):
+    with tracked_run(tracker, layout.name, tags, resume_run_id=layout.record().mlflow_run_id):
         results = evaluate_run(cfg, data, layout.model_file, report_dir)
         tracker.log_evaluation(results, data, train_val_gap(layout.history_file))
         tracker.set_tags({"dvc_stage": "evaluate"})
-        tracker.log_artifacts(report_dir / "figures", "figures")
+        tracker.log_artifacts(layout.figure_dir, FIGURES_DIR)
         tracker.log_artifact(layout.metrics_file)
-        tracker.log_artifact(report_dir / "per_class.csv")
+        tracker.log_artifact(layout.per_class_file)
     print(f"evaluate: {layout.name} top-1 error {results['top1_error']:.3f}; wrote {report_dir}")
 
 

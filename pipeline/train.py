@@ -1,14 +1,14 @@
 """DVC stage `train@VARIANT-SEED`: one model of the ablation study -> --models/VARIANT-sSEED/."""
 
-import json
-
 import alexnet.backend  # noqa: F401  (first: sets KERAS_BACKEND from params.yaml)
-from alexnet.config import PARAMS_FILE, load, project_root
+from alexnet.checkpoint import TrainingRun, fingerprint, resume_state
+from alexnet.config import load
 from alexnet.data.input import load_prepared
-from alexnet.model.saved import CARD_FILE, model_card
-from alexnet.stage import RunLayout, stage_arguments, stage_main
-from alexnet.tracking import Tracker, run_tags, tracked_run
-from alexnet.training import TrainingRun, fingerprint, resume_state, train
+from alexnet.model.saved import model_card
+from alexnet.run_identity import RUN_FILE, RunLayout, RunRecord, params_provenance, run_tags
+from alexnet.stage import stage_arguments, stage_main
+from alexnet.tracking import Tracker, tracked_run
+from alexnet.training import train
 
 PATHS = {
     "prepared": "prepared-data folder",
@@ -44,24 +44,24 @@ def main() -> None:
             print(f"train: resuming {layout.name} after epoch {state['epochs_done']} of {cfg.train.epochs}")
         model, _ = train(cfg, data, run, tracker, state)
         if cfg.tracking.log_model:
-            tracker.log_keras_model(model, beside={CARD_FILE: card})
+            tracker.log_keras_model(model, beside={RUN_FILE: card})
         tracker.log_artifact(run.history_file)
-    identity = {
-        "run": layout.name,
-        "variant": args.variant,
-        "seed": args.seed,
-        "backend": cfg.train.backend,
-        "precision": model.dtype_policy.name,
+    record = RunRecord(
+        run=layout.name,
+        variant=args.variant,
+        seed=args.seed,
+        backend=cfg.train.backend,
+        precision=model.dtype_policy.name,
         **alexnet.backend.ONEDNN.record(),  # on/off, why, and oneDNN's ISA cap
-        "mlflow_run_id": tracker.run_id,
-        "tracking_failure": tracker.failure,
-        # the values this run trained with (params.yaml + variant + any `dvc exp run -S`), and its source
-        "params_file": str(project_root() / PARAMS_FILE),
-        "learning_rate": cfg.train.learning_rate,
-        "dropout": cfg.model.dropout,
+        mlflow_run_id=tracker.run_id,
+        tracking_failure=tracker.failure,
+        # the values this run trained with (params.yaml + variant + any `dvc exp run -S`), and their source
+        **params_provenance(),
+        learning_rate=cfg.train.learning_rate,
+        dropout=cfg.model.dropout,
         **card,
-    }
-    layout.run_file.write_text(json.dumps(identity, indent=2) + "\n")
+    )
+    record.write(layout.run_file)
     print(f"train: wrote {run.model_file} and {run.history_file}")
 
 

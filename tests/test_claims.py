@@ -12,7 +12,8 @@ from conftest import REPO
 from scipy import stats as scipy_stats
 
 from alexnet import stats
-from alexnet.claims import CLAIMS, direction, evaluate_claims, log_ratio_estimate, magnitude
+from alexnet.claims import direction, evaluate_claims, log_ratio_estimate, magnitude
+from alexnet.paper_claims import CLAIMS
 from alexnet.runs import RunResult
 from alexnet.stats import Estimate
 

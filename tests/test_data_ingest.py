@@ -18,8 +18,8 @@ from alexnet.config import parse
 from alexnet.data import ingest as ingest_module
 from alexnet.data.decode import inspect_image, load_rgb
 from alexnet.data.ingest import IngestError, ingest
-from alexnet.data.sources import SourceError
 from alexnet.data.synthetic import generate
+from alexnet.data.tree import SourceError
 
 RAW_PARAMS = read_params()
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import alexnet.backend
 import keras
 import numpy as np
-from alexnet import training
+from alexnet import checkpoint, training
 from alexnet.config import parse
 from alexnet.data.input import load_prepared
 from alexnet.tracking import Tracker
@@ -34,7 +34,7 @@ root, name = Path(sys.argv[1]), sys.argv[2]
 cfg = parse(json.loads((root / "params.json").read_text()))
 folder = root / name
 folder.mkdir()
-run = training.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "same")
+run = checkpoint.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "same")
 model, rows = training.train(cfg, load_prepared(root / "prepared"), run, Tracker(cfg.tracking), state=None, verbose=0)
 import jax
 weights = [np.asarray(w, np.float32) for w in model.get_weights()]

@@ -373,11 +373,12 @@ def test_disk_full_on_a_real_tmpfs_is_one_line_and_leaves_nothing_behind(tmp_pat
 # -- determinism -----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_same_seed_and_deterministic_training_give_identical_metrics(tmp_path, raw_data):
+    from alexnet.checkpoint import TrainingRun
     from alexnet.config import TrackingConfig
     from alexnet.data.input import load_prepared
     from alexnet.data.preprocess import preprocess
     from alexnet.tracking import Tracker
-    from alexnet.training import TrainingRun, train
+    from alexnet.training import train
 
     _, cfg, raw_dir = raw_data
     cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"deterministic": True, "epochs": 1})})

@@ -21,7 +21,7 @@ from pathlib import Path
 import alexnet.backend  # sets KERAS_BACKEND from ./params.yaml, before Keras loads
 import keras
 import numpy as np
-from alexnet import figure1, training
+from alexnet import callbacks, checkpoint, figure1, training
 from alexnet.config import parse
 from alexnet.data.input import load_prepared
 from alexnet.evaluation import evaluate_run
@@ -35,25 +35,25 @@ tracker = Tracker(cfg.tracking)
 def run(name):
     folder = root / name
     folder.mkdir()
-    return training.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "same")
+    return checkpoint.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "same")
 
 class Killed(Exception):
     pass
 
 whole, rows = training.train(cfg, data, run("whole"), tracker, state=None, verbose=0)
-record = training.EpochRecorder.on_epoch_end
+record = callbacks.EpochRecorder.on_epoch_end
 def killed_after_epoch_two(self, epoch, logs=None):
     record(self, epoch, logs)
     if epoch + 1 == 2:
         raise Killed
-training.EpochRecorder.on_epoch_end = killed_after_epoch_two
+callbacks.EpochRecorder.on_epoch_end = killed_after_epoch_two
 interrupted = run("interrupted")
 try:
     training.train(cfg, data, interrupted, tracker, state=None, verbose=0)
 except Killed:
     pass
-training.EpochRecorder.on_epoch_end = record
-state = training.resume_state(interrupted, cfg.train.epochs)
+callbacks.EpochRecorder.on_epoch_end = record
+state = checkpoint.resume_state(interrupted, cfg.train.epochs)
 resumed, resumed_rows = training.train(cfg, data, interrupted, tracker, state=state, verbose=0)
 metrics = evaluate_run(cfg, data, root / "whole" / "model.keras", root / "report")
 curves = figure1.run(cfg.figure1, data, root / "figure1", progress=False)

@@ -63,9 +63,10 @@ def kernel_path() -> str:
 
 def _train(cfg, prepared, folder):
     """Train cfg's model on `prepared` with tracking off; the history rows (one per epoch)."""
+    from alexnet.checkpoint import TrainingRun
     from alexnet.data.input import load_prepared
     from alexnet.tracking import Tracker
-    from alexnet.training import TrainingRun, train
+    from alexnet.training import train
 
     tracker = Tracker(TrackingConfig(**{**cfg.tracking.model_dump(), "enabled": False}))
     folder.mkdir(parents=True, exist_ok=True)

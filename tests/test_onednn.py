@@ -150,7 +150,7 @@ def test_precision_cache_is_keyed_by_the_onednn_state(tmp_path, monkeypatch):
 def test_training_prints_the_choice_beside_the_precision_and_tags_it(tmp_path, capsys):
     from pipeline_copy import small_raw_data
 
-    from alexnet import training
+    from alexnet import checkpoint, training
     from alexnet.data.input import load_prepared
     from alexnet.data.preprocess import preprocess
     from alexnet.tracking import Tracker
@@ -169,7 +169,7 @@ def test_training_prints_the_choice_beside_the_precision_and_tags_it(tmp_path, c
     preprocess(cfg.preprocess, raw_dir, tmp_path / "prepared", progress=False)
     folder = tmp_path / "run"
     folder.mkdir()
-    run = training.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "x")
+    run = checkpoint.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "x")
     training.train(cfg, load_prepared(tmp_path / "prepared"), run, Recording(cfg.tracking), state=None, verbose=0)
     state = "on" if backend.ONEDNN.enabled else "off"
     assert f"precision: float32 (forced); oneDNN {state} (" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import pytest
 
 from alexnet import precision
 from alexnet.config import parse
-from alexnet.training import choose_precision
+from alexnet.runtime import choose_precision
 
 
 @pytest.fixture(autouse=True)

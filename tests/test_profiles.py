@@ -11,8 +11,8 @@ import subprocess
 import pytest
 from pipeline_copy import REPO, apply_profile, read_params
 
+from alexnet.callbacks import StepSchedule
 from alexnet.config import parse
-from alexnet.training import StepSchedule
 
 DROPOUT = REPO / "profiles" / "dropout.params"
 FIGURE1 = REPO / "profiles" / "figure1.params"
@@ -90,7 +90,8 @@ TINY100 = REPO / "profiles" / "tiny100.params"
 
 
 def test_tiny100_profile_trains_every_top5_claims_variant_on_three_seeds():
-    from alexnet.claims import CLAIMS, TOP5_MIN_CLASSES
+    from alexnet.claims import TOP5_MIN_CLASSES
+    from alexnet.paper_claims import CLAIMS
 
     cfg = profiled(TINY100)
     assert cfg.data.source == "tiny_imagenet" and cfg.train.crop < cfg.preprocess.size == 64

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from pipeline_copy import small_raw_data
 
-from alexnet import training
+from alexnet import callbacks, checkpoint, training
 from alexnet.config import parse
 from alexnet.data.input import parsed_records, probe_indices, train_dataset, train_probe
 from alexnet.model import build_model
@@ -39,13 +39,13 @@ def trained(prepared, tmp_path_factory):
 
     _, cfg, data = prepared
     folder = tmp_path_factory.mktemp("run")
-    run = training.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "x")
+    run = checkpoint.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "x")
     model, rows = training.train(cfg, data, run, Tracker(cfg.tracking), state=None, verbose=0)
     return model, rows
 
 
 def test_step_schedule_rates_by_epoch():
-    schedule = training.StepSchedule(0.01, 0.1, [0.5, 0.75], epochs=16)
+    schedule = callbacks.StepSchedule(0.01, 0.1, [0.5, 0.75], epochs=16)
     rates = [schedule.rate(epoch) for epoch in range(16)]
     assert rates[:8] == [0.01] * 8  # 1-based epochs 1-8 at the base rate
     assert rates[8:12] == pytest.approx([0.001] * 4)  # dropped after epoch 8 (0.5 of 16) ...
@@ -62,7 +62,7 @@ def test_step_schedule_rates_by_epoch():
     ],
 )
 def test_step_schedule_rounds_a_fraction_of_the_epochs_to_the_nearest_epoch_halves_up(fractions, epochs, drop_after):
-    schedule = training.StepSchedule(1.0, 0.1, fractions, epochs=epochs)
+    schedule = callbacks.StepSchedule(1.0, 0.1, fractions, epochs=epochs)
     assert schedule.drop_after == drop_after
     rates = [schedule.rate(epoch) for epoch in range(epochs)]
     drops = [epoch for epoch in range(1, epochs) if rates[epoch] < rates[epoch - 1]]
@@ -81,7 +81,7 @@ def test_step_schedule_drops_the_rate_at_the_stated_epochs_in_training(prepared,
 def test_a_plateau_schedule_is_still_available(prepared):
     raw, _, _ = prepared
     plateau = parse({**raw, "train": {**raw["train"], "schedule": "plateau"}})
-    assert isinstance(training.learning_rate_schedule(plateau, None), training.PlateauSchedule)
+    assert isinstance(callbacks.learning_rate_schedule(plateau, None), callbacks.PlateauSchedule)
 
 
 def _hand_probe(data, crop):
@@ -105,7 +105,7 @@ def test_inference_mode_training_error_equals_a_hand_evaluation(prepared, traine
     assert len(labels) == PROBE_IMAGES
     logits = np.asarray(model.predict(images, verbose=0), np.float32)
     hand_top1 = float(np.mean(logits.argmax(axis=1) != labels))
-    probe = training.inference_errors(model, train_probe(data, cfg.train.crop, PROBE_IMAGES, 16))
+    probe = callbacks.inference_errors(model, train_probe(data, cfg.train.crop, PROBE_IMAGES, 16))
     # Pillow and TensorFlow decode the same JPEG bytes to within a grey level: a prediction may flip only
     # where two logits nearly tie, which would show as at most one image here.
     assert probe["train_eval_top1_error"] == pytest.approx(hand_top1, abs=1.0 / PROBE_IMAGES + 1e-9)
@@ -169,13 +169,13 @@ def test_the_probe_scores_the_compiled_model_as_the_eager_call_does():
     batches = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
     logits = np.asarray(model(images, training=False))
     top = np.argsort(-logits, axis=1, kind="stable")[:, :5]
-    assert training.inference_errors(model, batches) == {
+    assert callbacks.inference_errors(model, batches) == {
         "train_eval_top1_error": float(np.mean(top[:, 0] != labels)),
         "train_eval_top5_error": float(1.0 - np.mean(np.any(top == labels[:, None], axis=1))),
     }
 
 
 def test_the_estimate_after_the_first_epoch_covers_this_training_and_the_study():
-    line = training.estimate_line(epoch_seconds=30.0, epochs_left=15, epochs=16, trainings=6)
+    line = callbacks.estimate_line(epoch_seconds=30.0, epochs_left=15, epochs=16, trainings=6)
     assert "this training about 8 min more" in line  # 15 x 30 s
     assert "the 6 trainings of a whole `dvc repro` about 48 min on this machine" in line  # 6 x 16 x 30 s

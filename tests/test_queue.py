@@ -61,7 +61,8 @@ def assert_trained_with(project, experiment: str, learning_rate: float, dropout:
     dvc(project, "exp", "apply", experiment)
     run = json.loads((project / "models/baseline-s0/run.json").read_text())
     assert (run["learning_rate"], run["dropout"]) == (learning_rate, dropout), run
-    assert run["params_file"] != str(project / "params.yaml"), "a --temp/--queue run reads its own copy's params"
+    # where the values came from, true after the run: params.yaml at a commit, with this experiment's -S overrides
+    assert (run["params_source"], run["dvc_exp_name"]) == ("params.yaml", experiment), run
     with open(project / "reports/runs/baseline-s0/history.csv", newline="") as handle:
         first_epoch = next(csv.DictReader(handle))
     assert float(first_epoch["learning_rate"]) == pytest.approx(learning_rate), first_epoch

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from runs_folder import write_runs
 
-from alexnet.claims import CLAIMS, evaluate_claims
+from alexnet.claims import evaluate_claims
 from alexnet.cli import main
+from alexnet.paper_claims import CLAIMS
 from alexnet.report_datasets import Study, evaluate_studies
 from alexnet.runs import RunResult
 

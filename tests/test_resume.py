@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from pipeline_copy import small_raw_data
 
-from alexnet import training
+from alexnet import callbacks, checkpoint, training
+from alexnet.run_identity import NEXT_CHECKPOINT_FILE
 
 
 class Killed(Exception):
@@ -30,7 +31,7 @@ def prepared(tmp_path_factory):
 
 def _run(folder):
     folder.mkdir(parents=True)
-    return training.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "same")
+    return checkpoint.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "same")
 
 
 def test_resumed_training_matches_an_uninterrupted_one(tmp_path, prepared, monkeypatch):
@@ -41,19 +42,19 @@ def test_resumed_training_matches_an_uninterrupted_one(tmp_path, prepared, monke
     whole, _ = training.train(cfg, data, _run(tmp_path / "whole"), tracker, state=None, verbose=0)
 
     interrupted = _run(tmp_path / "interrupted")
-    record = training.EpochRecorder.on_epoch_end
+    record = callbacks.EpochRecorder.on_epoch_end
 
     def killed_after_epoch_two(self, epoch, logs=None):
         record(self, epoch, logs)
         if epoch + 1 == 2:
             raise Killed
 
-    monkeypatch.setattr(training.EpochRecorder, "on_epoch_end", killed_after_epoch_two)
+    monkeypatch.setattr(callbacks.EpochRecorder, "on_epoch_end", killed_after_epoch_two)
     with pytest.raises(Killed):
         training.train(cfg, data, interrupted, tracker, state=None, verbose=0)
-    monkeypatch.setattr(training.EpochRecorder, "on_epoch_end", record)
+    monkeypatch.setattr(callbacks.EpochRecorder, "on_epoch_end", record)
 
-    state = training.resume_state(interrupted, cfg.train.epochs)
+    state = checkpoint.resume_state(interrupted, cfg.train.epochs)
     assert state["epochs_done"] == 2
     resumed, rows = training.train(cfg, data, interrupted, tracker, state=state, verbose=0)
     assert [row["epoch"] for row in rows] == [1, 2, 3]
@@ -71,30 +72,30 @@ def test_a_run_killed_during_validation_resumes_from_its_last_whole_epoch_at_its
     cfg, data = prepared
     plateau = cfg.train.model_copy(update={"schedule": "plateau", "lr_patience": 1, "lr_max_drops": 3})
     cfg = cfg.model_copy(update={"train": plateau})
-    schedule_end = training.PlateauSchedule.on_epoch_end
+    schedule_end = callbacks.PlateauSchedule.on_epoch_end
 
     def never_improves(self, epoch, logs=None):  # a drop after every epoch but the first
         return schedule_end(self, epoch, {**logs, "val_top1": 0.5})
 
-    monkeypatch.setattr(training.PlateauSchedule, "on_epoch_end", never_improves)
+    monkeypatch.setattr(callbacks.PlateauSchedule, "on_epoch_end", never_improves)
     tracker = Tracker(cfg.tracking)
     whole, _ = training.train(cfg, data, _run(tmp_path / "whole"), tracker, state=None, verbose=0)
 
     interrupted = _run(tmp_path / "interrupted")
-    probe = training.TrainErrorProbe.on_epoch_end
+    probe = callbacks.TrainErrorProbe.on_epoch_end
 
     def killed_in_epoch_three(self, epoch, logs=None):
         if epoch + 1 == 3:
             raise Killed
         probe(self, epoch, logs)
 
-    monkeypatch.setattr(training.TrainErrorProbe, "on_epoch_end", killed_in_epoch_three)
+    monkeypatch.setattr(callbacks.TrainErrorProbe, "on_epoch_end", killed_in_epoch_three)
     with pytest.raises(Killed):
         training.train(cfg, data, interrupted, tracker, state=None, verbose=0)
-    monkeypatch.setattr(training.TrainErrorProbe, "on_epoch_end", probe)
-    assert (interrupted.checkpoint_dir / training.NEXT_CHECKPOINT_FILE).is_file()  # epoch 3's, never moved in
+    monkeypatch.setattr(callbacks.TrainErrorProbe, "on_epoch_end", probe)
+    assert (interrupted.checkpoint_dir / NEXT_CHECKPOINT_FILE).is_file()  # epoch 3's, never moved in
 
-    state = training.resume_state(interrupted, cfg.train.epochs)
+    state = checkpoint.resume_state(interrupted, cfg.train.epochs)
     assert state["epochs_done"] == 2 and state["learning_rate"] == pytest.approx(cfg.train.learning_rate * 0.1)
     resumed, rows = training.train(cfg, data, interrupted, tracker, state=state, verbose=0)
     assert [row["epoch"] for row in rows] == [1, 2, 3]

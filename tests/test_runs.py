@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from runs_folder import write_runs
 
 from alexnet.cli import main
-from alexnet.runs import RUN_FILES, RunResult, RunsError, export_runs, load_runs, train_val_gap
+from alexnet.run_identity import RUN_FILES, RunRecord
+from alexnet.runs import RunResult, RunsError, export_runs, load_runs, train_val_gap
 
 
 def per_image(images: int = 50) -> dict[str, np.ndarray]:
@@ -90,3 +92,29 @@ def test_train_val_gap_has_one_definition_the_inference_mode_error():
     rows = [{"epoch": 1.0, "top1_error": 0.10, "val_top1_error": 0.40, "train_eval_top1_error": 0.30}]
     assert train_val_gap(rows) == pytest.approx(0.10)  # not 0.30 from the running (dropout-on) metric
     assert train_val_gap([{"epoch": 1.0, "top1_error": 0.1, "val_top1_error": 0.4}]) is None
+
+
+def test_run_json_reads_every_committed_file_and_writes_its_keys_back():
+    """The typed run.json reads files from before it (params_file, no precision or oneDNN keys) unchanged."""
+    committed = sorted((Path(__file__).resolve().parents[1] / "docs").glob("*/runs/*/run.json"))
+    assert committed
+    for path in committed:
+        data = json.loads(path.read_text())
+        record = RunRecord.read(path)
+        assert (record.run, record.variant, record.seed) == (path.parent.name, data["variant"], data["seed"])
+        written = record.to_json()
+        assert {key: written[key] for key in data} == data, path
+        assert RunRecord.from_json(written) == record
+
+
+def test_run_json_keeps_unknown_keys_and_names_a_file_without_its_identity(tmp_path):
+    record = RunRecord.from_json({"variant": "no_lrn", "seed": "2", "from_the_future": [1]})
+    assert (record.run, record.seed, record.extra) == ("no_lrn-s2", 2, {"from_the_future": [1]})
+    written = record.to_json()
+    assert written["from_the_future"] == [1] and "params_file" not in written and written["params_source"] is None
+    path = tmp_path / "run.json"
+    record.write(path)
+    assert RunRecord.read(path) == record
+    path.write_text(json.dumps({"seed": 0}))
+    with pytest.raises(ValueError, match="run.json: no variant; re-run its train@ stage"):
+        RunRecord.read(path)

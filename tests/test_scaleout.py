@@ -132,7 +132,7 @@ import json, os, sys
 import numpy as np
 import keras
 import tensorflow as tf
-from alexnet.training import choose_strategy
+from alexnet.runtime import choose_strategy
 
 strategy = choose_strategy()
 keras.utils.set_random_seed(0)
@@ -164,7 +164,7 @@ _WORKER_STEPS = """
 import json, os
 import numpy as np
 import tensorflow as tf
-from alexnet.training import choose_strategy
+from alexnet.runtime import choose_strategy
 
 strategy = choose_strategy()
 rng = np.random.default_rng(int(os.environ["DATA_SEED"]))  # each worker its own data

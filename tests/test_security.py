@@ -68,9 +68,11 @@ def test_zip_device_and_fifo_members_are_refused(tmp_path, mode, why):
 
 def test_resume_refuses_a_checkpoint_that_carries_code(tmp_path):
     """models/*/checkpoints persists between runs (and travels through DVC remotes): a Lambda there is refused."""
+    from alexnet.checkpoint import TrainingRun
     from alexnet.config import TrackingConfig, parse
+    from alexnet.run_identity import CHECKPOINT_FILE
     from alexnet.tracking import Tracker
-    from alexnet.training import CHECKPOINT_FILE, TrainingRun, train
+    from alexnet.training import train
 
     cfg = parse(read_params())
     checkpoints = tmp_path / "checkpoints"

@@ -21,7 +21,7 @@ from alexnet.config import parse
 from alexnet.data import sources
 from alexnet.data.download import DownloadError
 from alexnet.data.ingest import ingest
-from alexnet.data.sources import SourceError
+from alexnet.data.tree import SourceError
 
 WNIDS = ["n01443537", "n01629819", "n01641577"]
 NAMES = {"n01443537": "goldfish", "n01629819": "European fire salamander", "n01641577": "bullfrog"}

@@ -19,8 +19,9 @@ from alexnet.cli import main
 from alexnet.data.input import load_prepared
 from alexnet.evaluation import train_val_gap
 from alexnet.model import build_model
-from alexnet.model.saved import CARD_FILE, model_card
+from alexnet.model.saved import model_card
 from alexnet.reports import RunResult
+from alexnet.run_identity import RUN_FILE
 from alexnet.study_view import VIEW_TAG, study_view_state, study_view_url
 from alexnet.tracking import Tracker, tracked_run
 from alexnet.tracking.study import CHAMPION, StudyTracker, best_baseline
@@ -47,7 +48,7 @@ def train_and_evaluate(world, name: str, variant: str, ten_crop_error: float) ->
     with tracked_run(tracker, name, {"variant": variant, "seed": "0"}, None, system_metrics=True):
         tracker.log_dataset(data, "training")
         model = build_model(cfg.model, data.num_classes, cfg.train.crop)
-        tracker.log_keras_model(model, beside={CARD_FILE: model_card(cfg, data)})
+        tracker.log_keras_model(model, beside={RUN_FILE: model_card(cfg, data)})
     evaluation = Tracker(world["tracking"], world["root"]).connect()
     results = {"top1_error": ten_crop_error + 0.01, "ten_crop_top1_error": ten_crop_error}
     with tracked_run(evaluation, name, {}, tracker.run_id):

@@ -25,11 +25,12 @@ raw["data"].update(
 raw["preprocess"].update(size=72, shards=2)
 raw["model"].update(width=0.25, fc_units=256)
 raw["train"].update(crop=64, batch_size=32, epochs=12, lr_patience=2, precision=precision)
+from alexnet.checkpoint import TrainingRun
 from alexnet.data.ingest import ingest
 from alexnet.data.input import load_prepared
 from alexnet.data.preprocess import preprocess
 from alexnet.tracking import Tracker
-from alexnet.training import TrainingRun, train
+from alexnet.training import train
 
 cfg0 = parse(raw, variant="baseline", seed=0)
 if not (root / "prepared").exists():

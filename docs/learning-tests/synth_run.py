@@ -25,11 +25,12 @@ for item in overrides:
 raw["train"]["precision"] = precision
 raw["data"]["cache_dir"] = "/tmp/synth-cache"
 cfg = parse(raw, variant="baseline", seed=int(seed))
+from alexnet.checkpoint import TrainingRun
 from alexnet.data.ingest import ingest
 from alexnet.data.input import load_prepared
 from alexnet.data.preprocess import preprocess
 from alexnet.tracking import Tracker
-from alexnet.training import TrainingRun, train
+from alexnet.training import train
 
 with tempfile.TemporaryDirectory() as tmp:
     root = Path(tmp)

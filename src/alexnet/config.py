@@ -351,8 +351,3 @@ def flatten(config: Config | dict, prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
-
-
-def run_name(variant: str, seed: int) -> str:
-    """Folder and run name of one (variant, seed) replicate: 'baseline-s0'."""
-    return f"{variant}-s{seed}"

@@ -13,6 +13,7 @@ import numpy as np
 
 from alexnet import runs
 from alexnet.model.saved import load_model, softmax  # noqa: F401  (also imported from here)
+from alexnet.run_identity import CONFUSION_FILE, FIGURES_DIR, METRICS_FILE, PER_CLASS_FILE, PER_IMAGE_FILE
 
 # Sec. 6.1, Figure 4: "the six training images that produce feature vectors in the last hidden layer
 # with the smallest Euclidean distance from the feature vector for the test image".
@@ -213,17 +214,17 @@ def evaluate_run(cfg, data, model_file: Path, report_dir: Path) -> dict[str, flo
     predicted = predictions.centre.argmax(axis=1)
     matrix = confusion_matrix(predictions.labels, predicted, data.num_classes)
     report_dir.mkdir(parents=True, exist_ok=True)
-    write_confusion_csv(report_dir / "confusion.csv", predictions.labels, predicted, names)
-    write_per_class_csv(report_dir / "per_class.csv", matrix, names)
-    write_per_image_csv(report_dir / "per_image.csv", predictions, cfg.evaluate.top_k)
-    figure_dir = report_dir / "figures"
+    write_confusion_csv(report_dir / CONFUSION_FILE, predictions.labels, predicted, names)
+    write_per_class_csv(report_dir / PER_CLASS_FILE, matrix, names)
+    write_per_image_csv(report_dir / PER_IMAGE_FILE, predictions, cfg.evaluate.top_k)
+    figure_dir = report_dir / FIGURES_DIR
     figure_dir.mkdir(exist_ok=True)
     figures.confusion(matrix, names, figure_dir / "confusion.png")
     figures.conv1_kernels(model, cfg.model.towers, figure_dir / "conv1_kernels.png")
     if draws_prediction_figures(cfg):
         prediction_figures(model, cfg, data, predictions, figure_dir)
     results["per_class_accuracy_min"] = float(per_class_accuracy(matrix).min())
-    (report_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    (report_dir / METRICS_FILE).write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 

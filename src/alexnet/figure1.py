@@ -36,6 +36,7 @@ import tensorflow as tf
 from alexnet.config import Config, ConfigError, Figure1Config
 from alexnet.data import cifar10
 from alexnet.data.input import PreparedData, load_prepared, parsed_records
+from alexnet.run_identity import FIGURE1_PLOT, FIGURE1_RESULTS
 
 ACTIVATIONS = ("relu", "tanh")
 PAPER_STDDEV = 0.01  # figure1 init `paper`: Gaussian kernels of this std, zero biases (as Sec. 5, biases aside)
@@ -228,8 +229,8 @@ def run(cfg: Figure1Config, data: PreparedData | SmallImages, out_dir: Path, pro
         "median_epochs_to_target": first["median_epochs_to_target"],
         "curves": first["curves"],
     }
-    (out_dir / "figure1.json").write_text(json.dumps(result, indent=2) + "\n")
-    plot(chosen, cfg.target_error, cfg.data, out_dir / "figure1.png")
+    (out_dir / FIGURE1_RESULTS).write_text(json.dumps(result, indent=2) + "\n")
+    plot(chosen, cfg.target_error, cfg.data, out_dir / FIGURE1_PLOT)
     return result
 
 

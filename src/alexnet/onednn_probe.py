@@ -22,7 +22,7 @@ def main(params_file: Path) -> None:
     from alexnet import precision
     from alexnet.config import load
     from alexnet.model import build_model
-    from alexnet.training import compile_model
+    from alexnet.runtime import compile_model
 
     cfg = load(params_file)
 

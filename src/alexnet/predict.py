@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet.config import run_name
+from alexnet.run_identity import BASELINE, MODEL_FILE, run_name
 
 # The one place predict's defaults are written (here, not in alexnet.model: that imports Keras, slow for --help).
-DEFAULT_MODEL = Path("models") / run_name("baseline", 0) / "model.keras"
+DEFAULT_MODEL = Path("models") / run_name(BASELINE, 0) / MODEL_FILE
 DEFAULT_DATA = Path("data/prepared")
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from alexnet.claims import FAMILY_ALPHA, ClaimResult, apply_holm, evaluate_claims
 from alexnet.report_claims import claim_row, holm_text
-from alexnet.reports import VERDICT_RULE, claims_summary, render_report
+from alexnet.reports import VERDICT_RULE, claims_summary, figure1_beside, render_report
+from alexnet.run_identity import FIGURE1_PLOT
 from alexnet.runs import RunResult, RunsError, load_runs
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -48,10 +49,10 @@ def parse_study_argument(text: str) -> tuple[str, Path]:
 
 
 def load_study(name: str, runs: Path) -> Study:
-    figure1 = runs.parent / "figure1" / "figure1.json"
+    figure1 = figure1_beside(runs)
     if not figure1.is_file():
         return Study(name, load_runs(runs))
-    png = figure1.with_suffix(".png")
+    png = figure1.with_name(FIGURE1_PLOT)
     return Study(name, load_runs(runs), json.loads(figure1.read_text()), png if png.is_file() else None)
 
 
@@ -125,5 +126,5 @@ def write_studies_report(studies: list[Study], folder: Path) -> Path:
         render_report(study.runs, folder / study.name, study.figure1, claims=study.claims, holm_family=family)
         if study.figure1_png is not None:
             (folder / study.name / "figure1").mkdir(exist_ok=True)
-            shutil.copyfile(study.figure1_png, folder / study.name / "figure1" / "figure1.png")
+            shutil.copyfile(study.figure1_png, folder / study.name / "figure1" / FIGURE1_PLOT)
     return markdown

@@ -11,6 +11,7 @@ import numpy as np
 
 from alexnet.claims import ClaimResult
 from alexnet.report_claims import shown
+from alexnet.run_identity import BASELINE
 from alexnet.runs import TARGET_TRAIN_ERROR, RunResult
 
 PNG_METADATA = {"Software": None}  # no matplotlib version in the file: the same figure gives the same bytes
@@ -50,7 +51,7 @@ def write_curves(runs: list[RunResult], folder: Path) -> list[Path]:
     return [csv_path, png_path]
 
 
-def write_overfitting_figure(runs: list[RunResult], folder: Path, with_it: str = "baseline",
+def write_overfitting_figure(runs: list[RunResult], folder: Path, with_it: str = BASELINE,
                              without: str = "no_dropout") -> Path | None:
     """Sec. 4.2's overfitting on one plot: per variant, the inference-mode training error (solid) and the val
     error (dashed), mean over seeds with the seeds' range shaded. None when either variant or the inference-mode

@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from alexnet import stats
-from alexnet.claims import BASELINE, CLAIMS, FAMILY_ALPHA, ClaimResult, Contrasts, evaluate_claims
+from alexnet.claims import FAMILY_ALPHA, ClaimResult, Contrasts, evaluate_claims
+from alexnet.paper_claims import CLAIMS
 from alexnet.report_claims import claim_metrics, claim_row, holm_text, verdict_table
 from alexnet.report_figures import write_claims_figure, write_curves, write_overfitting_figure
+from alexnet.run_identity import BASELINE, FIGURE1_PLOT, FIGURE1_RESULTS
 from alexnet.runs import TARGET_TRAIN_ERROR, RunResult, RunsError, load_runs
 from alexnet.stats import Estimate
 
@@ -259,7 +261,7 @@ def render_report(
     if overfitting:
         lines += [f"![dropout: inference-mode train error (solid) and val error (dashed)]({overfitting.name})", ""]
     if figure1:
-        lines += ["![Figure 1: ReLU (solid) vs tanh (dashed)](figure1/figure1.png)", ""]
+        lines += [f"![Figure 1: ReLU (solid) vs tanh (dashed)](figure1/{FIGURE1_PLOT})", ""]
     lines += tracked_section(tracked) if tracked else []
     report.markdown.write_text("\n".join(lines))
     tested = [result for result in claims if result.tested]
@@ -281,7 +283,7 @@ def render_report(
 def figure1_beside(runs: Path) -> Path:
     """Where a runs folder keeps Figure 1's results: figure1/figure1.json beside it (docs/study/figure1/,
     reports/figure1/ for the workspace's reports/runs/)."""
-    return runs.parent / "figure1" / "figure1.json"
+    return runs.parent / "figure1" / FIGURE1_RESULTS
 
 
 def report_from_folder(

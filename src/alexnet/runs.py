@@ -2,6 +2,7 @@
 
 A runs folder holds one `<variant>-s<seed>/` folder per replicate with RUN_FILES in it (docs/study/runs/). The
 DVC workspace splits the same files over two parents: run.json under models/, the rest under reports/runs/.
+The names, and run.json's record, are alexnet.run_identity's.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from alexnet.config import run_name
+from alexnet.run_identity import (
+    HISTORY_FILE,
+    METRICS_FILE,
+    PER_IMAGE_FILE,
+    RUN_FILE,
+    RUN_FILES,
+    RunRecord,
+    run_name,
+)
 
-METRICS_FILE = "metrics.json"  # evaluate@: top-1/top-5, centre and 10-crop, and `classes`
-PER_IMAGE_FILE = "per_image.csv"  # evaluate@: one row per val image, in the val split's order
-HISTORY_FILE = "history.csv"  # train@: one row per epoch
-RUN_FILE = "run.json"  # train@: the replicate's identity (variant, seed) and its MLflow run id
-RUN_FILES = (METRICS_FILE, PER_IMAGE_FILE, HISTORY_FILE, RUN_FILE)
 IMAGE_IDENTITY = ("index", "label")  # per_image.csv columns that name an image: rows pair on them
 TARGET_TRAIN_ERROR = 0.25  # Sec. 3.1, Fig. 1: epochs to reach 25% training error
 
@@ -91,19 +95,18 @@ def _read_run(name: str, files: dict[str, Path]) -> RunResult:
                 f"{path}: missing; every run folder needs {', '.join(RUN_FILES)} "
                 "(copy them with `alexnet export-runs`, or re-run its train@/evaluate@ stages)"
             )
-    identity = json.loads(files[RUN_FILE].read_text())
+    identity = RunRecord.read(files[RUN_FILE])
     metrics = json.loads(files[METRICS_FILE].read_text())
     if "classes" not in metrics:
         raise RunsError(
             f"{files[METRICS_FILE]}: no `classes` (it decides whether top-5 claims are testable); "
             "re-run its evaluate@ stage, which writes it"
         )
-    expected = run_name(identity["variant"], int(identity["seed"]))
+    expected = run_name(identity.variant, identity.seed)
     if expected != name:
         raise RunsError(f"{files[RUN_FILE]}: names run {expected}, but its folder is {name}; rename the folder")
-    return RunResult(name, identity["variant"], int(identity["seed"]), metrics, read_history(files[HISTORY_FILE]),
-                     identity.get("mlflow_run_id"), read_per_image(files[PER_IMAGE_FILE]),
-                     identity.get("data_hash"))  # fmt: skip
+    return RunResult(name, identity.variant, identity.seed, metrics, read_history(files[HISTORY_FILE]),
+                     identity.mlflow_run_id, read_per_image(files[PER_IMAGE_FILE]), identity.data_hash)  # fmt: skip
 
 
 def load_runs(runs: Path, models: Path | None = None, variants: list[str] | None = None) -> list[RunResult]:
@@ -115,7 +118,7 @@ def load_runs(runs: Path, models: Path | None = None, variants: list[str] | None
                         "holding <variant>-s<seed>/ folders")
     identities = sorted((models if models is not None else runs).glob(f"*/{RUN_FILE}"))
     if variants is not None:
-        identities = [path for path in identities if json.loads(path.read_text()).get("variant") in variants]
+        identities = [path for path in identities if RunRecord.read(path).variant in variants]
     if not identities:
         where = models if models is not None else runs
         raise RunsError(f"{where}: no <variant>-s<seed>/{RUN_FILE} (of variants {variants or 'any'}); "

@@ -24,7 +24,8 @@ from alexnet.config import SPLITS, DataConfig
 from alexnet.data.archives import remove_stale_staging, staging
 from alexnet.data.decode import ImageInfo, inspect_bytes
 from alexnet.data.progress import progress_bar
-from alexnet.data.sources import SourceTree, resolve
+from alexnet.data.sources import resolve
+from alexnet.data.tree import SourceTree
 
 MANIFEST_COLUMNS = ("path", "wnid", "label", "split", "sha256", "width", "height", "status", "reason")
 WORKERS = 2

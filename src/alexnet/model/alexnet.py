@@ -85,37 +85,10 @@ def build_model(cfg: ModelConfig, num_classes: int, input_size: int, seed: int |
     to the inputs of fc6 and fc7 rather than to their outputs.
     """
     one_weird_trick = cfg.architecture == "one_weird_trick"
-    towers, use_lrn = cfg.towers, cfg.lrn
+    towers = cfg.towers
     c1, c2, c3, c4, c5 = (_scaled(channels, cfg.width, towers) for channels in CHANNELS[cfg.architecture])
-    # Sec. 3.4: overlapping pooling z=3, s=2; non-overlapping z=s=2 gives the same sizes (55, 27, 13, 6).
-    pool_size = 3 if cfg.pooling == "overlapping" else 2
-
-    def conv(filters, kernel, name, strides=1, padding="same", groups=1):
-        return TowerConv2D(
-            filters, kernel, strides=strides, padding=padding, groups=groups, activation=cfg.activation,
-            kernel_initializer=_weights(cfg, layer_seed(seed, name)), bias_initializer=_bias(cfg, name), name=name,
-        )
-
-    def dense(units, name, activation=None, dtype=None):
-        return layers.Dense(
-            units, activation=activation, kernel_initializer=_weights(cfg, layer_seed(seed, name)),
-            bias_initializer=_bias(cfg, name), name=name, dtype=dtype,
-        )
-
-    def lrn(x, name):
-        if not use_lrn:
-            return x
-        return LocalResponseNormalization(alpha_over_n=cfg.lrn_alpha_over_n, groups=towers, name=name)(x)
-
-    def pool(x, name):
-        # Small inputs (e.g. 56) leave pool5 a 2x2 map; 'same' padding then keeps one output instead of
-        # failing. Maps at least pool_size wide use 'valid', the paper's sizes.
-        padding = "valid" if x.shape[1] >= pool_size else "same"
-        return layers.MaxPooling2D(pool_size, strides=2, padding=padding, name=name)(x)
-
-    def dropout(x, name):
-        kind = PaperDropout if cfg.dropout_scaling == "paper" else layers.Dropout
-        return kind(cfg.dropout, seed=layer_seed(seed, name), name=name)(x) if cfg.dropout > 0 else x
+    make = _Layers(cfg, seed)
+    conv, dense, lrn, pool, dropout = make.conv, make.dense, make.lrn, make.pool, make.dropout
 
     inputs = keras.Input((input_size, input_size, 3), name="image")
     # Sec. 3.5 says 224x224x3 in, 55x55 out of conv1; that arithmetic needs 227, so pad 2 each side
@@ -137,6 +110,46 @@ def build_model(cfg: ModelConfig, num_classes: int, input_size: int, seed: int |
     # float32 logits under a mixed precision policy: the softmax and loss stay exact.
     logits = dense(num_classes, "fc8", dtype="float32")(x)
     return keras.Model(inputs, logits, name=cfg.architecture)
+
+
+class _Layers:
+    """The layers build_model wires, as cfg says; each draws its initial weights or dropout mask from (seed, name)."""
+
+    def __init__(self, cfg: ModelConfig, seed: int | None):
+        self.cfg, self.seed = cfg, seed
+        # Sec. 3.4: overlapping pooling z=3, s=2; non-overlapping z=s=2 gives the same sizes (55, 27, 13, 6).
+        self.pool_size = 3 if cfg.pooling == "overlapping" else 2
+
+    def conv(self, filters, kernel, name, strides=1, padding="same", groups=1):
+        cfg = self.cfg
+        return TowerConv2D(
+            filters, kernel, strides=strides, padding=padding, groups=groups, activation=cfg.activation,
+            kernel_initializer=_weights(cfg, layer_seed(self.seed, name)), bias_initializer=_bias(cfg, name),
+            name=name,
+        )
+
+    def dense(self, units, name, activation=None, dtype=None):
+        return layers.Dense(
+            units, activation=activation, kernel_initializer=_weights(self.cfg, layer_seed(self.seed, name)),
+            bias_initializer=_bias(self.cfg, name), name=name, dtype=dtype,
+        )
+
+    def lrn(self, x, name):
+        cfg = self.cfg
+        if not cfg.lrn:
+            return x
+        return LocalResponseNormalization(alpha_over_n=cfg.lrn_alpha_over_n, groups=cfg.towers, name=name)(x)
+
+    def pool(self, x, name):
+        # Small inputs (e.g. 56) leave pool5 a 2x2 map; 'same' padding then keeps one output instead of
+        # failing. Maps at least pool_size wide use 'valid', the paper's sizes.
+        padding = "valid" if x.shape[1] >= self.pool_size else "same"
+        return layers.MaxPooling2D(self.pool_size, strides=2, padding=padding, name=name)(x)
+
+    def dropout(self, x, name):
+        cfg = self.cfg
+        kind = PaperDropout if cfg.dropout_scaling == "paper" else layers.Dropout
+        return kind(cfg.dropout, seed=layer_seed(self.seed, name), name=name)(x) if cfg.dropout > 0 else x
 
 
 def _scaled(channels: int, width: float, towers: int) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-CARD_FILE = "run.json"  # beside model.keras; also records the run (variant, seed, MLflow run id)
+from alexnet.run_identity import RUN_FILE  # the card's file: run.json beside model.keras (a RunRecord holds it)
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -74,7 +74,7 @@ def load_classifier(path: Path) -> Classifier:
     """The model and its card (run.json beside it); refuses a card that does not match the model's outputs."""
     path = Path(path)
     model = load_model(path)
-    card_file = path.with_name(CARD_FILE)
+    card_file = path.with_name(RUN_FILE)
     try:
         card = json.loads(card_file.read_text())
     except FileNotFoundError:

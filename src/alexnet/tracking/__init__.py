@@ -9,7 +9,7 @@ Here: what train and evaluate use, so `from alexnet.tracking import Tracker` wor
 alexnet.tracking.study and the CLI alexnet.tracking.ui; neither is among train's or evaluate's DVC deps.
 """
 
-from alexnet.tracking.run import Tracker, run_tags, tracked_run
+from alexnet.tracking.run import Tracker, tracked_run
 from alexnet.tracking.store import TrackingError, store_uri
 
-__all__ = ["Tracker", "TrackingError", "run_tags", "store_uri", "tracked_run"]
+__all__ = ["Tracker", "TrackingError", "store_uri", "tracked_run"]

@@ -1,5 +1,6 @@
 """One MLflow run of a variant and seed, shared by the train and evaluate stages: params, per-epoch metrics,
-the model, the prepared data as datasets, the tags that link the run to its DVC world.
+the model, the prepared data as datasets. The tags that link the run to its DVC world are
+alexnet.run_identity.run_tags.
 
 Failure policy (`tracking.on_failure`): `warn` keeps training and DVC outputs and prints one line saying
 tracking failed; `fail` checks the store before any work and stops with a clear message. Either way no
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -250,28 +250,6 @@ def prepared_dataset(data, split: str) -> Any:
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_dataset_source(str(Path(data.folder).resolve()))
     return PreparedDataset(source, name=f"prepared-{split}", digest=data.data_hash)
-
-
-def git_commit(root: Path | None = None) -> str:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root or store_root(), capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return result.stdout.strip() or "unknown"
-
-
-def run_tags(variant: str, seed: int, data_hash: str, stage: str, root: Path | None = None) -> dict[str, str]:
-    """Tags linking a run to its DVC world; (variant, seed, commit, exp) identifies a run."""
-    return {
-        "variant": variant,
-        "seed": str(seed),
-        "dvc_stage": stage,
-        "git_commit": git_commit(root),
-        "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "workspace"),
-        "data_hash": data_hash,
-    }
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from alexnet.config import ConfigError, TrackingConfig, load
+from alexnet.run_identity import BASELINE
 from alexnet.study_view import VIEW_TAG, study_view_state
 from alexnet.tracking.run import Tracker
 from alexnet.tracking.store import check_reachable, import_mlflow, store_uri
@@ -90,7 +91,7 @@ class StudyTracker(Tracker):
         return version
 
 
-def best_baseline(runs: list[Any], variant: str = "baseline") -> Any | None:
+def best_baseline(runs: list[Any], variant: str = BASELINE) -> Any | None:
     """The study's champion: the `variant` run (any seed) with the lowest 10-crop top-1 error (centre if absent)."""
 
     def error(run) -> float:
