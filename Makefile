@@ -53,7 +53,7 @@ run-dropout: setup
 
 ## run-figure1: issue 24's Figure 1: ReLU vs tanh under both inits (glorot, paper), 5 rates swept on tuning seed 100,
 ## seeds 0-2 (profiles/figure1.params); only the figure1 stage (and ingest/preprocess if needed). About 20 min on
-## 2 CPU cores (32 trainings of the four-layer net at ~0.6 min each). Not yet run.
+## 2 CPU cores alone (32 trainings of the four-layer net); 53.5 min measured with the cores shared (docs/results.md).
 ##   make run-figure1 IMAGENETTE=../shared/data/imagenette2-224.tgz
 run-figure1: setup
 	@[ -d .git ] || git init --quiet
