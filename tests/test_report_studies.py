@@ -89,6 +89,8 @@ def test_report_command_writes_the_studies_side_by_side_and_each_studys_report(t
     for name in ("imagenette", "tiny100"):
         own = (tmp_path / "out" / name / "ablations.md").read_text()
         assert f"Holm over all {summary['claims_tested']} claims tested in the studies reported together" in own
+    for name, folder in (("imagenette", "a"), ("tiny100", "b")):  # each report beside its runs, linked
+        assert (tmp_path / "out" / name / "runs").resolve() == (tmp_path / folder / "runs").resolve()
     assert "| no_lrn | 3 | 71.10 | 44.90 |" in (tmp_path / "out" / "tiny100" / "ablations.md").read_text()
 
 

@@ -8,6 +8,7 @@ results beside it); its single-study report, figures included, goes to DIR/<NAME
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class Study:
     runs: list[RunResult]
     figure1: dict | None = None
     figure1_png: Path | None = None  # drawn beside figure1.json; copied next to the study's own report
+    source: Path | None = None  # its runs folder: linked as DIR/<name>/runs, so the report sits beside its runs
     claims: list[ClaimResult] = field(default_factory=list)
 
     @property
@@ -51,9 +53,9 @@ def parse_study_argument(text: str) -> tuple[str, Path]:
 def load_study(name: str, runs: Path) -> Study:
     figure1 = figure1_beside(runs)
     if not figure1.is_file():
-        return Study(name, load_runs(runs))
+        return Study(name, load_runs(runs), source=runs)
     png = figure1.with_name(FIGURE1_PLOT)
-    return Study(name, load_runs(runs), json.loads(figure1.read_text()), png if png.is_file() else None)
+    return Study(name, load_runs(runs), json.loads(figure1.read_text()), png if png.is_file() else None, source=runs)
 
 
 def evaluate_studies(studies: list[Study]) -> list[ClaimResult]:
@@ -124,7 +126,20 @@ def write_studies_report(studies: list[Study], folder: Path) -> Path:
     (folder / "claims.json").write_text(json.dumps(summary, indent=2) + "\n")
     for study in studies:
         render_report(study.runs, folder / study.name, study.figure1, claims=study.claims, holm_family=family)
+        link_runs(study, folder / study.name)
         if study.figure1_png is not None:
             (folder / study.name / "figure1").mkdir(exist_ok=True)
             shutil.copyfile(study.figure1_png, folder / study.name / "figure1" / FIGURE1_PLOT)
     return markdown
+
+
+def link_runs(study: Study, report_dir: Path) -> None:
+    """DIR/<name>/runs -> the study's runs folder (a relative symlink): its per-run results beside its report."""
+    if study.source is None:
+        return
+    link = report_dir / "runs"
+    if link.is_symlink() or link.exists():
+        if not link.is_symlink():
+            raise RunsError(f"{link}: a folder where the link to {study.source} goes; remove it and re-run")
+        link.unlink()
+    link.symlink_to(os.path.relpath(study.source.resolve(), report_dir.resolve()), target_is_directory=True)
