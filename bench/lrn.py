@@ -1,7 +1,8 @@
 """LRN alone, forward + backward, at the paper net's two LRN layers (batch 64, two towers): the keras.ops form
-(autodiff), the TensorFlow form with its hand-written gradient (what the model uses on TensorFlow),
-tf.nn.local_response_normalization (per tower), and a candidate (bench/lrn_candidates.py: the same formula
-with fewer elementwise passes), each in float32 and bfloat16. Median of interleaved rounds; loads in the JSON.
+(autodiff), the TensorFlow form (what the model uses on TensorFlow: a hand-written gradient, each pass one
+XLA-compiled loop), the previous TensorFlow form (bench/lrn_candidates.py: the same gradient, the window sum
+as a band matmul, no XLA) and tf.nn.local_response_normalization (per tower), each in float32 and bfloat16.
+Median of interleaved rounds; loads in the JSON.
 The share of LRN in a whole training step is train_throughput.py's "no LRN" comparison.
 
     python bench/lrn.py            # full: 5 rounds of 5 timed calls, about 4 minutes on 2 quiet cores
@@ -28,7 +29,7 @@ SHAPES = {"lrn1 (conv1)": (55, 96), "lrn2 (conv2)": (27, 256)}
 def lrn_forms(layer) -> dict:
     """The forms timed side by side; each takes and returns the input dtype."""
     import tensorflow as tf
-    from lrn_candidates import fused_bias_form
+    from lrn_candidates import band_matmul_form
 
     def per_tower(inputs):
         towers = tf.split(tf.cast(inputs, tf.float32), 2, axis=-1)
@@ -38,10 +39,10 @@ def lrn_forms(layer) -> dict:
     def ops_form(inputs):
         return layer.call_ops(inputs)
 
-    def fused(inputs):
-        return fused_bias_form(inputs, layer.depth, layer.k, layer.alpha, layer.beta, layer.groups)
+    def previous(inputs):
+        return band_matmul_form(inputs, layer.depth, layer.k, layer.alpha, layer.beta, layer.groups)
 
-    return {"keras.ops": ops_form, "tensorflow": layer.call, "tf.nn.lrn": per_tower, "fused (candidate)": fused}
+    return {"keras.ops": ops_form, "tensorflow": layer.call, "band matmul (previous)": previous, "tf.nn.lrn": per_tower}
 
 
 def main() -> None:

@@ -88,15 +88,15 @@ def test_other_backends_use_the_keras_ops_form():
 
 def bench_candidate():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-    from lrn_candidates import fused_bias_form
+    from lrn_candidates import band_matmul_form
 
-    return fused_bias_form
+    return band_matmul_form
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("form", ["tensorflow", "bench candidate"])
+@pytest.mark.parametrize("form", ["tensorflow", "previous band matmul"])
 def test_each_fast_form_equals_keras_ops_in_value_and_gradient(dtype, form):
-    """In both precisions the model trains in: the TensorFlow form (and bench/lrn.py's candidate) against the
+    """In both precisions the model trains in: the TensorFlow form (and bench/lrn.py's previous form) against the
     keras.ops form, forward and backward, at the paper's settings with two towers. bfloat16 tolerances are a
     few units in its last place (8 bits of mantissa), float32's the float32 rounding."""
     layer = LocalResponseNormalization(groups=2)
