@@ -53,7 +53,7 @@ def test_init_paper_is_gaussian_std_001_with_zero_biases_and_glorot_is_not():
         assert glorot_kernel.std() > 0.02 and not glorot_bias.any(), name  # Glorot: sqrt(2 / (fan_in + fan_out))
 
 
-def test_each_init_sweeps_on_the_tuning_seed_and_estimates_on_the_others(tmp_path):
+def test_each_init_sweeps_on_the_tuning_seed_and_estimates_on_the_others(tmp_path, capsys):
     raw = read_params()
     raw["figure1"].update(epochs=3, batch_size=16, learning_rates=[0.001, 0.05], seeds=[3, 5], tuning_seed=7,
                           target_error=0.3, inits=["glorot", "paper"])  # fmt: skip
@@ -61,7 +61,11 @@ def test_each_init_sweeps_on_the_tuning_seed_and_estimates_on_the_others(tmp_pat
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 64).astype(np.int32)
     images = rng.normal(0.0, 0.1, (64, 8, 8, 3)).astype(np.float32) + labels[:, None, None, None] * 0.5  # learnable
-    result = run(cfg, SmallImages(images, labels, 2), tmp_path, progress=False)
+    result = run(cfg, SmallImages(images, labels, 2), tmp_path, progress=True)
+    printed = capsys.readouterr().out.splitlines()
+    # after the first training, the time of all: 2 inits x 2 activations x (2 rates + 2 seeds)
+    assert printed[0].startswith("figure1 estimate: a training takes") and "its 16 trainings about" in printed[0]
+    assert sum(line.startswith("figure1: init") for line in printed) == 16
 
     written = json.loads((tmp_path / "figure1.json").read_text())
     assert written == result and (tmp_path / "figure1.png").stat().st_size > 0

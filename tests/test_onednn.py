@@ -147,10 +147,10 @@ def test_precision_cache_is_keyed_by_the_onednn_state(tmp_path, monkeypatch):
     assert sorted(key["onednn"][0] for key in keys) == [False, True]
 
 
-def test_training_prints_the_choice_beside_the_precision_and_tags_it(tmp_path, capsys):
+def test_training_prints_the_choice_beside_the_precision_and_tags_it(tmp_path, capsys, monkeypatch):
     from pipeline_copy import small_raw_data
 
-    from alexnet import checkpoint, training
+    from alexnet import callbacks, checkpoint, training
     from alexnet.data.input import load_prepared
     from alexnet.data.preprocess import preprocess
     from alexnet.tracking import Tracker
@@ -165,6 +165,9 @@ def test_training_prints_the_choice_beside_the_precision_and_tags_it(tmp_path, c
         raw["train"].update(epochs=1, precision="float32")
         raw["tracking"]["enabled"] = False
 
+    estimates = []
+    estimate_line = callbacks.estimate_line
+    monkeypatch.setattr(callbacks, "estimate_line", lambda *args: estimates.append(args) or estimate_line(*args))
     _, cfg, raw_dir = small_raw_data(tmp_path, one_epoch)
     preprocess(cfg.preprocess, raw_dir, tmp_path / "prepared", progress=False)
     folder = tmp_path / "run"
@@ -172,6 +175,12 @@ def test_training_prints_the_choice_beside_the_precision_and_tags_it(tmp_path, c
     run = checkpoint.TrainingRun(folder / "model.keras", folder / "history.csv", folder / "checkpoints", "x")
     training.train(cfg, load_prepared(tmp_path / "prepared"), run, Recording(cfg.tracking), state=None, verbose=0)
     state = "on" if backend.ONEDNN.enabled else "off"
-    assert f"precision: float32 (forced); oneDNN {state} (" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"precision: float32 (forced); oneDNN {state} (" in out
+    assert "estimate: an epoch takes" in out and "their evaluations about" in out
+    ((epoch_seconds, epochs_left, epochs, trainings, evaluation_seconds),) = estimates  # once, after the first epoch
+    passes = 11 if cfg.evaluate.ten_crop else 1
+    assert (epochs_left, epochs, trainings) == (0, 1, len(cfg.ablations.run) * len(cfg.ablations.seeds))
+    assert 0 < evaluation_seconds / passes < epoch_seconds  # the validation pass was timed, within the epoch
     assert Recording.tags["onednn"] == state and Recording.tags["onednn_source"] == backend.ONEDNN.source
     assert Recording.tags["onednn_isa_cap"] == (__import__("os").environ.get(cpu.ONEDNN_ISA_CAP) or "none")

@@ -176,6 +176,7 @@ def test_the_probe_scores_the_compiled_model_as_the_eager_call_does():
 
 
 def test_the_estimate_after_the_first_epoch_covers_this_training_and_the_study():
-    line = callbacks.estimate_line(epoch_seconds=30.0, epochs_left=15, epochs=16, trainings=6)
+    line = callbacks.estimate_line(epoch_seconds=30.0, epochs_left=15, epochs=16, trainings=6, evaluation_seconds=60)
     assert "this training about 8 min more" in line  # 15 x 30 s
-    assert "the 6 trainings of a whole `dvc repro` about 48 min on this machine" in line  # 6 x 16 x 30 s
+    assert "the 6 trainings of a whole `dvc repro` about 48 min" in line  # 6 x 16 x 30 s
+    assert "their evaluations about 6 min: about 54 min on this machine" in line  # 6 x 60 s

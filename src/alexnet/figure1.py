@@ -182,13 +182,26 @@ def median_epochs(epochs: list[int | None]) -> float | int | None:
     return int(value) if value.is_integer() else value
 
 
+def estimate_line(first_seconds: float, trainings: int) -> str:
+    return (
+        f"figure1 estimate: a training takes {first_seconds:.0f} s here; its {trainings} trainings about "
+        f"{trainings * first_seconds / 60:.0f} min on this machine"
+    )
+
+
 def run(cfg: Figure1Config, data: PreparedData | SmallImages, out_dir: Path, progress: bool = True) -> dict:
     if isinstance(data, PreparedData):
         data = SmallImages(*small_images(data, "train", cfg.image_size), data.num_classes)
     out_dir.mkdir(parents=True, exist_ok=True)
 
+    trainings = len(cfg.inits) * len(ACTIVATIONS) * (len(cfg.learning_rates) + len(cfg.seeds))
+    started = []
+
     def train(init: str, activation: str, learning_rate: float, seed: int) -> Curve:
+        started.append(time.perf_counter())
         curve = train_curve(data.images, data.labels, data.num_classes, activation, learning_rate, cfg, seed, init)
+        if progress and len(started) == 1:
+            print(estimate_line(time.perf_counter() - started[0], trainings), flush=True)
         if progress:
             reached = curve.epochs_to(cfg.target_error)
             print(f"figure1: init {init} seed {seed} {activation} lr={learning_rate}: final train error "

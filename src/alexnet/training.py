@@ -51,8 +51,9 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
     trainings = len(cfg.ablations.run) * len(cfg.ablations.seeds)
     # JAX's saving is not thread-safe ('NoneType' object is not callable from a thread): it saves in line.
     writer = CheckpointWriter(run) if runtime.backend == "tensorflow" else None
+    eval_passes = 11 if cfg.evaluate.ten_crop else 1  # the evaluate stage: centre crop, then 10 crops
     recorder = EpochRecorder(
-        run, steps * cfg.train.batch_size, schedule, tracker, rows, cfg.train.epochs, trainings, writer
+        run, steps * cfg.train.batch_size, schedule, tracker, rows, cfg.train.epochs, trainings, writer, eval_passes
     )
     probe = TrainErrorProbe(train_error_batches(cfg, data, cluster))
     tracker.set_tags(runtime.tags())
