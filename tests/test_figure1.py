@@ -109,3 +109,29 @@ def test_each_init_sweeps_on_the_tuning_seed_and_estimates_on_the_others(tmp_pat
     assert written["init"] == "glorot"
     assert [written[key] for key in ("best_learning_rate", "seeds", "median_epochs_to_target", "curves")] == [
         glorot[key] for key in ("best_learning_rate", "seeds", "median_epochs_to_target", "curves")]
+
+
+def test_one_listed_rate_is_given_not_swept(tmp_path, capsys):
+    """figure1.learning_rates with one rate: no sweep on the tuning seed, 2 x seeds trainings, and the claim's note
+    says the rate was given."""
+    from alexnet.claims import figure1_claims
+    from alexnet.paper_claims import CLAIMS
+
+    raw = read_params()
+    raw["figure1"].update(epochs=2, batch_size=16, learning_rates=[0.05], seeds=[3, 5], tuning_seed=7,
+                          target_error=0.3, inits=["glorot"])  # fmt: skip
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 64).astype(np.int32)
+    images = rng.normal(0.0, 0.1, (64, 8, 8, 3)).astype(np.float32) + labels[:, None, None, None] * 0.5
+    result = run(parse(raw).figure1, SmallImages(images, labels, 2), tmp_path, progress=True)
+    printed = capsys.readouterr().out.splitlines()
+    assert "its 4 trainings about" in printed[0]
+    assert sorted(line.split(":")[1] for line in printed[1:]) == sorted(
+        f" init glorot seed {seed} {a} lr=0.05" for seed in (3, 5) for a in ("relu", "tanh")
+    )
+    measured = result["by_init"]["glorot"]
+    assert measured["curves"] == [] and result["tuning_seed"] is None
+    assert measured["best_learning_rate"] == {"relu": 0.05, "tanh": 0.05}
+    claim = next(c for c in CLAIMS if c.key == "relu_figure1")
+    (row,) = figure1_claims(claim, result)
+    assert "one rate given (params figure1.learning_rates), no sweep: relu 0.05, tanh 0.05" in row.notes

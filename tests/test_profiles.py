@@ -3,6 +3,7 @@ exists, and what their comments promise (drop epochs, training counts, tuning se
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -52,14 +53,25 @@ def log_spaced(rates: list[float]) -> bool:
     return all(step > 0 for step in steps) and max(steps) - min(steps) < 0.1
 
 
-@pytest.mark.parametrize("path", [None, FIGURE1], ids=["params.yaml", "figure1.params"])
-def test_figure1_sweeps_five_log_spaced_rates_on_a_tuning_seed_outside_three_seeds(path):
-    cfg = (profiled(path) if path else parse(read_params(synthetic=False))).figure1
+def test_figure1_profile_sweeps_five_log_spaced_rates_on_a_tuning_seed_outside_three_seeds():
+    cfg = profiled(FIGURE1).figure1
     assert len(cfg.learning_rates) >= 5 and log_spaced(list(cfg.learning_rates))
     assert len(cfg.seeds) >= 3 and cfg.tuning_seed not in cfg.seeds
     trainings = len(cfg.inits) * 2 * (len(cfg.learning_rates) + len(cfg.seeds))
-    text = (path or REPO / "params.yaml").read_text()
-    assert f"= {trainings} trainings" in text  # the cost the comment states
+    assert f"= {trainings} trainings" in FIGURE1.read_text()  # the cost the comment states
+
+
+def test_the_default_figure1_trains_three_seeds_at_the_rate_the_committed_sweep_chose():
+    """The default run gives Figure 1 one rate (issue 22: 45 min) instead of sweeping: the rate the study's
+    5-rate sweep chose for both activations under both inits (docs/study/figure1/figure1.json)."""
+    cfg = parse(read_params(synthetic=False)).figure1
+    study = json.loads((REPO / "docs" / "study" / "figure1" / "figure1.json").read_text())
+    assert len(study["learning_rates"]) >= 5
+    chosen = {rate for measured in study["by_init"].values() for rate in measured["best_learning_rate"].values()}
+    assert cfg.learning_rates == sorted(chosen) and len(cfg.learning_rates) == 1
+    assert len(cfg.seeds) >= 3
+    trainings = len(cfg.inits) * 2 * len(cfg.seeds)
+    assert f"= {trainings} trainings" in (REPO / "params.yaml").read_text()  # the cost the comment states
 
 
 def test_figure1_profile_measures_both_inits():

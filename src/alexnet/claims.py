@@ -309,7 +309,10 @@ def figure1_claim(claim: Claim, figure1: dict | None) -> ClaimResult:
     shown = {name: f"> {epochs}" if medians.get(name) is None else f"{medians[name]:g}" for name in ("relu", "tanh")}
     notes = [f"median epochs to 25%: relu {shown['relu']}, tanh {shown['tanh']}; data {figure1.get('data')}"]
     rates = figure1.get("best_learning_rate")
-    if rates and "tuning_seed" in figure1:
+    if rates and "tuning_seed" in figure1 and figure1["tuning_seed"] is None:
+        notes.append(f"one rate given (params figure1.learning_rates), no sweep: relu {rates.get('relu')}, "
+                     f"tanh {rates.get('tanh')}")  # fmt: skip
+    elif rates and "tuning_seed" in figure1:
         notes.append(f"rates chosen on tuning seed {figure1['tuning_seed']} (not an estimate seed): relu "
                      f"{rates.get('relu')}, tanh {rates.get('tanh')}")  # fmt: skip
     rows = [(entry["epochs_to_target"].get(name), epochs) for entry in seeds for name in ("relu", "tanh")]

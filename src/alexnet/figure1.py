@@ -16,7 +16,8 @@ separate experiment with its own learning-rate sweep and its own estimate.
 
 Seeds: the learning-rate sweep (figure1.learning_rates, per activation and init; the rate reaching the
 target first is kept) runs on figure1.tuning_seed alone, which config refuses to find among figure1.seeds,
-so the estimate is never measured on the seed its rates were chosen on. Every seed in figure1.seeds then
+so the estimate is never measured on the seed its rates were chosen on (one listed rate is given, not
+chosen: no sweep, and figure1.json's tuning_seed is null). Every seed in figure1.seeds then
 trains each activation at its chosen rate. That costs inits x 2 x (rates + seeds) trainings.
 figure1.json reports, per init (`by_init`), the sweep, the chosen rates, each seed's epochs to the target
 (null: not reached within figure1.epochs, i.e. censored) and their median over seeds.
@@ -194,7 +195,8 @@ def run(cfg: Figure1Config, data: PreparedData | SmallImages, out_dir: Path, pro
         data = SmallImages(*small_images(data, "train", cfg.image_size), data.num_classes)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    trainings = len(cfg.inits) * len(ACTIVATIONS) * (len(cfg.learning_rates) + len(cfg.seeds))
+    swept = len(cfg.learning_rates) > 1  # one rate is given, not chosen: no sweep, no tuning seed
+    trainings = len(cfg.inits) * len(ACTIVATIONS) * ((len(cfg.learning_rates) if swept else 0) + len(cfg.seeds))
     started = []
 
     def train(init: str, activation: str, learning_rate: float, seed: int) -> Curve:
@@ -211,9 +213,10 @@ def run(cfg: Figure1Config, data: PreparedData | SmallImages, out_dir: Path, pro
 
     by_init, chosen = {}, {}
     for init in cfg.inits:
-        sweep = [train(init, a, rate, cfg.tuning_seed) for a in ACTIVATIONS for rate in cfg.learning_rates]
-        best = {a: fastest([c for c in sweep if c.activation == a], cfg.target_error).learning_rate
-                for a in ACTIVATIONS}  # fmt: skip
+        rates = cfg.learning_rates if swept else []
+        sweep = [train(init, a, rate, cfg.tuning_seed) for a in ACTIVATIONS for rate in rates]
+        best = {a: fastest([c for c in sweep if c.activation == a], cfg.target_error).learning_rate if swept
+                else cfg.learning_rates[0] for a in ACTIVATIONS}  # fmt: skip
         chosen[init] = [(seed, {a: train(init, a, best[a], seed) for a in ACTIVATIONS}) for seed in cfg.seeds]
         seeds = [seed_result(seed, curves, cfg) for seed, curves in chosen[init]]
         by_init[init] = {
@@ -232,7 +235,7 @@ def run(cfg: Figure1Config, data: PreparedData | SmallImages, out_dir: Path, pro
         "epochs": cfg.epochs,
         "paper_speedup": 6.0,
         "learning_rates": list(cfg.learning_rates),
-        "tuning_seed": cfg.tuning_seed,
+        "tuning_seed": cfg.tuning_seed if swept else None,
         "inits": list(cfg.inits),
         "by_init": by_init,
         # The first init's results again under the one-init keys, for readers of the older format.
