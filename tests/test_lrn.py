@@ -130,3 +130,20 @@ def both_forms_raw(reference, fast, x, upstream):
         assert y.dtype == x.dtype and gradient.dtype == x.dtype
         results.append((y, gradient))
     return results
+
+
+def test_eager_calls_reuse_one_trace_of_the_compiled_passes():
+    """Evaluation's figures call the model outside a compiled function: each call must not trace (and XLA-compile)
+    the LRN passes anew, as it did when they were made per call (5 min per evaluate stage instead of 40 s)."""
+    from alexnet.model.lrn_tensorflow import _compiled
+
+    layer = LocalResponseNormalization(groups=2)
+    x = tf.random.stateless_normal((3, 5, 5, 22), seed=(1, 2)) * 40  # 22 channels: no other test's settings
+    layer.build(x.shape)
+    for _ in range(4):
+        layer(x)
+    forward, _ = _compiled(layer.depth, layer.k, layer.alpha, layer.beta, layer.groups, 11)
+    traced = forward.experimental_get_tracing_count()
+    for batch in (3, 7, 2):
+        layer(tf.random.stateless_normal((batch, 5, 5, 22), seed=(batch, 2)))
+    assert traced == 1 and forward.experimental_get_tracing_count() <= 2  # other batch sizes: one relaxed trace

@@ -18,12 +18,28 @@ matmul (the previous form, bench/lrn_candidates.py), most in bfloat16, where the
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 
 
 def local_response_normalization(inputs, depth: int, k: float, alpha: float, beta: float, groups: int):
     """b = a / (k + alpha * sum of a^2 over `depth` adjacent channels of its tower) ** beta, in float32."""
-    width = inputs.shape[-1] // groups
+    forward, backward = _compiled(depth, float(k), float(alpha), float(beta), groups, inputs.shape[-1] // groups)
+
+    @tf.autograph.experimental.do_not_convert
+    @tf.custom_gradient
+    def normalize(x):
+        return forward(x), lambda upstream: backward(x, upstream)
+
+    return normalize(inputs)
+
+
+@functools.cache
+def _compiled(depth: int, k: float, alpha: float, beta: float, groups: int, width: int):
+    """The two XLA functions for one layer's settings, made once per process: an eager call (a model called
+    outside a compiled function, as evaluation's figures do) then reuses their trace and XLA compilation per
+    input shape instead of compiling anew on every call."""
     half = depth // 2
 
     def window_sum(values):
@@ -40,12 +56,12 @@ def local_response_normalization(inputs, depth: int, k: float, alpha: float, bet
             return tf.math.rsqrt(d * tf.sqrt(d))
         return tf.pow(d, -beta)
 
-    @tf.function(jit_compile=True, autograph=False)
+    @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     def forward(x):
         x32 = tf.cast(x, tf.float32)
         return tf.cast(x32 * power(denominator(x32)), x.dtype)
 
-    @tf.function(jit_compile=True, autograph=False)
+    @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     def backward(x, upstream):
         x32, g = tf.cast(x, tf.float32), tf.cast(upstream, tf.float32)
         d = denominator(x32)
@@ -53,9 +69,4 @@ def local_response_normalization(inputs, depth: int, k: float, alpha: float, bet
         inner = window_sum(g * x32 * factor / d)
         return tf.cast(g * factor - (2.0 * alpha * beta) * x32 * inner, x.dtype)
 
-    @tf.autograph.experimental.do_not_convert
-    @tf.custom_gradient
-    def normalize(x):
-        return forward(x), lambda upstream: backward(x, upstream)
-
-    return normalize(inputs)
+    return forward, backward
