@@ -108,6 +108,7 @@ docs-runs: setup
 docs-reports: setup
 	$(BIN)/alexnet report docs/study/runs --out docs/study
 	$(BIN)/alexnet report docs/default-run/runs --out docs/default-run
+	$(BIN)/alexnet report docs/default-run-12/runs --out docs/default-run-12
 	$(BIN)/alexnet report docs/dropout/runs --out docs/dropout
 	$(BIN)/alexnet report docs/tiny100/runs --out docs/tiny100
 	$(BIN)/alexnet report imagenette=docs/study/runs dropout=docs/dropout/runs tiny100=docs/tiny100/runs --out docs/claims

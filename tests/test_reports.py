@@ -144,7 +144,7 @@ def test_compare_adds_the_mlflow_stores_runs_as_a_last_section(tmp_path):
 RENDERED = ("ablations.md", "ablations.json", "curves.csv")  # PNGs left out: their pixels depend on fonts
 
 
-@pytest.mark.parametrize("study", ["study", "default-run", "dropout", "tiny100"])
+@pytest.mark.parametrize("study", ["study", "default-run", "default-run-12", "dropout", "tiny100"])
 def test_committed_runs_reproduce_the_committed_report_byte_for_byte(tmp_path, study):
     folder = REPO / "docs" / study
     if not (folder / "runs").is_dir():
