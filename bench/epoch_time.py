@@ -83,7 +83,8 @@ def real_epoch_seconds(cfg, data, folder: Path) -> dict:
     epoch_s = starts[2] - starts[1]
     epoch["steps_and_input_s"] = epoch_s - sum(epoch.values())
     return {"epoch_s": epoch_s, "recorded_epoch_s": rows[1]["seconds"], "images_per_s": rows[1]["images_per_second"],
-            "phases": {name: round(seconds, 3) for name, seconds in epoch.items()}}  # fmt: skip
+            "phases": {name: round(seconds, 3) for name, seconds in epoch.items()},
+            "validation_detail": phases.get("validation_detail")}  # fmt: skip
 
 
 def main() -> None:
@@ -135,6 +136,7 @@ def main() -> None:
             epoch = real_epoch_seconds(cfg, data, scratch / f"run-{time.monotonic_ns()}")
             rates = {policy: train_on_batch_rate(cfg, data.num_classes, policy, args.steps) for policy in candidates}
             print(f"  epoch {epoch['epoch_s']:.1f} s {epoch['phases']}; train_on_batch {rates}", flush=True)
+            print(f"  epoch 2's validation: {epoch['validation_detail']}", flush=True)
             return [{**epoch, "train_on_batch_img_s": rates}]
 
         rounds = [run_round(one_round, f"round {index + 1}", args.max_load) for index in range(args.rounds)]

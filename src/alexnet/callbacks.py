@@ -118,7 +118,7 @@ class EpochRecorder(keras.callbacks.Callback):
 
     def __init__(
         self, run: TrainingRun, images_per_epoch: int, schedule: PlateauSchedule | StepSchedule, tracker, rows: list,
-        epochs: int = 0, trainings: int = 1, writer: CheckpointWriter | None = None, eval_passes: int = 1,
+        epochs: int = 0, trainings: int = 1, writer: CheckpointWriter | None = None, eval_passes: float = 1,
     ):  # fmt: skip
         super().__init__()
         self.writer = writer

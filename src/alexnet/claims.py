@@ -294,8 +294,10 @@ def figure1_claims(claim: Claim, figure1: dict | None) -> list[ClaimResult]:
 
 def figure1_claim(claim: Claim, figure1: dict | None) -> ClaimResult:
     """Figure 1's tanh / relu epochs to 25% training error, per seed of one init's results in figure1.json."""
-    how = (f"epochs to 25% training error, tanh / relu, four-layer net, lr swept per activation; log ratio over "
-           f"seeds, counts +-{EPOCH_UNCERTAINTY} epoch")  # fmt: skip
+    given = bool(figure1) and "tuning_seed" in figure1 and figure1["tuning_seed"] is None
+    rate = "lr given" if given else "lr swept per activation"
+    how = (f"epochs to 25% training error, tanh / relu, four-layer net, {rate}; log ratio over seeds, counts "
+           f"+-{EPOCH_UNCERTAINTY} epoch")  # fmt: skip
     if not figure1:
         return ClaimResult(claim, None, how)
     seeds = figure1.get("seeds")
@@ -309,7 +311,7 @@ def figure1_claim(claim: Claim, figure1: dict | None) -> ClaimResult:
     shown = {name: f"> {epochs}" if medians.get(name) is None else f"{medians[name]:g}" for name in ("relu", "tanh")}
     notes = [f"median epochs to 25%: relu {shown['relu']}, tanh {shown['tanh']}; data {figure1.get('data')}"]
     rates = figure1.get("best_learning_rate")
-    if rates and "tuning_seed" in figure1 and figure1["tuning_seed"] is None:
+    if rates and given:
         notes.append(f"one rate given (params figure1.learning_rates), no sweep: relu {rates.get('relu')}, "
                      f"tanh {rates.get('tanh')}")  # fmt: skip
     elif rates and "tuning_seed" in figure1:

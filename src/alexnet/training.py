@@ -25,6 +25,7 @@ from alexnet.data.input import (
     train_dataset,
     train_probe,
 )
+from alexnet.evaluation import val_passes
 from alexnet.model import build_model
 from alexnet.precision import PrecisionChoice
 from alexnet.runtime import Runtime, compile_model, seed_everything, start_runtime
@@ -51,7 +52,7 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
     trainings = len(cfg.ablations.run) * len(cfg.ablations.seeds)
     # JAX's saving is not thread-safe ('NoneType' object is not callable from a thread): it saves in line.
     writer = CheckpointWriter(run) if runtime.backend == "tensorflow" else None
-    eval_passes = 11 if cfg.evaluate.ten_crop else 1  # the evaluate stage: centre crop, then 10 crops
+    eval_passes = val_passes(cfg, data.counts["train"], data.counts["val"])
     recorder = EpochRecorder(
         run, steps * cfg.train.batch_size, schedule, tracker, rows, cfg.train.epochs, trainings, writer, eval_passes
     )
