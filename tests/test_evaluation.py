@@ -26,7 +26,6 @@ from alexnet.evaluation import (
     predict,
     softmax,
     top_k_error,
-    val_passes,
 )
 from alexnet.model import build_model
 
@@ -204,16 +203,3 @@ def test_load_model_refuses_other_formats(tmp_path):
         load_model(legacy)
     with pytest.raises(FileNotFoundError, match="model file not found"):
         load_model(tmp_path / "absent.keras")
-
-
-def test_val_passes_counts_the_centre_crop_ten_crops_and_the_figure_seeds_train_pass():
-    """The whole-run estimate's evaluation: per training, the centre crop, 10 crops, and Fig. 4's pass over
-    train on the figure seeds only (one in three of the default's seeds)."""
-    raw = read_params(synthetic=False)
-    raw["ablations"]["seeds"], raw["evaluate"]["figure_seeds"], raw["evaluate"]["ten_crop"] = [0, 1, 2], [0], True
-    assert val_passes(parse(raw), train_images=9000, val_images=3000) == pytest.approx(1 + 10 + 3 / 3)
-    raw["evaluate"]["figure_seeds"] = [5]
-    assert val_passes(parse(raw), train_images=9000, val_images=3000) == 11
-    raw["evaluate"]["ten_crop"] = False
-    raw["evaluate"]["figure_seeds"] = [0, 1, 2]
-    assert val_passes(parse(raw), train_images=9000, val_images=3000) == 1 + 3

@@ -147,3 +147,19 @@ def test_eager_calls_reuse_one_trace_of_the_compiled_passes():
     for batch in (3, 7, 2):
         layer(tf.random.stateless_normal((batch, 5, 5, 22), seed=(batch, 2)))
     assert traced == 1 and forward.experimental_get_tracing_count() <= 2  # other batch sizes: one relaxed trace
+
+
+def test_bfloat16_eager_calls_reuse_one_trace_of_each_pass():
+    """The bfloat16 form (band matmul between XLA loops) is made once per layer setting, like the float32 one."""
+    from alexnet.model.lrn_tensorflow import _bfloat16_passes
+
+    layer = LocalResponseNormalization(groups=2, dtype="mixed_bfloat16")
+    x = tf.cast(tf.random.stateless_normal((3, 5, 5, 26), seed=(1, 2)) * 40, tf.bfloat16)  # 26: its own settings
+    layer.build(x.shape)
+    for _ in range(3):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        tape.gradient(y, x)
+    passes = _bfloat16_passes(layer.depth, layer.k, layer.alpha, layer.beta, 13)[1:]
+    assert [one.experimental_get_tracing_count() for one in passes] == [1, 1, 1, 1]

@@ -153,7 +153,6 @@ def test_training_prints_the_choice_beside_the_precision_and_tags_it(tmp_path, c
     from alexnet import callbacks, checkpoint, training
     from alexnet.data.input import load_prepared
     from alexnet.data.preprocess import preprocess
-    from alexnet.evaluation import val_passes
     from alexnet.tracking import Tracker
 
     class Recording(Tracker):
@@ -181,7 +180,7 @@ def test_training_prints_the_choice_beside_the_precision_and_tags_it(tmp_path, c
     assert f"precision: float32 (forced); oneDNN {state} (" in out
     assert "estimate: an epoch takes" in out and "their evaluations about" in out
     ((epoch_seconds, epochs_left, epochs, trainings, evaluation_seconds),) = estimates  # once, after the first epoch
-    passes = val_passes(cfg, data.counts["train"], data.counts["val"])
+    passes = callbacks.val_passes(cfg, data.counts["train"], data.counts["val"])
     assert (epochs_left, epochs, trainings) == (0, 1, len(cfg.ablations.run) * len(cfg.ablations.seeds))
     assert 0 < evaluation_seconds / passes < epoch_seconds  # the validation pass was timed, within the epoch
     assert Recording.tags["onednn"] == state and Recording.tags["onednn_source"] == backend.ONEDNN.source

@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from pipeline_copy import small_raw_data
+from pipeline_copy import read_params, small_raw_data
 
 from alexnet import callbacks, checkpoint, training
 from alexnet.config import parse
@@ -180,3 +180,16 @@ def test_the_estimate_after_the_first_epoch_covers_this_training_and_the_study()
     assert "this training about 8 min more" in line  # 15 x 30 s
     assert "the 6 trainings of a whole `dvc repro` about 48 min" in line  # 6 x 16 x 30 s
     assert "their evaluations about 6 min: about 54 min on this machine" in line  # 6 x 60 s
+
+
+def test_val_passes_counts_the_centre_crop_ten_crops_and_the_figure_seeds_train_pass():
+    """The whole-run estimate's evaluation: per training, the centre crop, 10 crops, and Fig. 4's pass over
+    train on the figure seeds only (one in three of the default's seeds)."""
+    raw = read_params(synthetic=False)
+    raw["ablations"]["seeds"], raw["evaluate"]["figure_seeds"], raw["evaluate"]["ten_crop"] = [0, 1, 2], [0], True
+    assert callbacks.val_passes(parse(raw), train_images=9000, val_images=3000) == pytest.approx(1 + 10 + 3 / 3)
+    raw["evaluate"]["figure_seeds"] = [5]
+    assert callbacks.val_passes(parse(raw), train_images=9000, val_images=3000) == 11
+    raw["evaluate"]["ten_crop"] = False
+    raw["evaluate"]["figure_seeds"] = [0, 1, 2]
+    assert callbacks.val_passes(parse(raw), train_images=9000, val_images=3000) == 1 + 3

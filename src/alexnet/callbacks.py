@@ -172,6 +172,16 @@ class EpochRecorder(keras.callbacks.Callback):
             print(line, flush=True)
 
 
+def val_passes(cfg, train_images: int, val_images: int) -> float:
+    """An evaluate stage's inference work in passes over the val centre crops, averaged over the run's seeds:
+    the centre crop, 10 crops (evaluate.ten_crop), and Fig. 4's pass over the train split on figure seeds.
+    The estimate after the first epoch times one such pass (its validation) and multiplies. It lives here, not
+    in evaluation.py, so that the train stage does not depend on the evaluation code."""
+    seeds = cfg.ablations.seeds or [cfg.train.seed]
+    drawing = sum(seed in cfg.evaluate.figure_seeds for seed in seeds) / len(seeds)
+    return 1 + 10 * cfg.evaluate.ten_crop + drawing * train_images / max(1, val_images)
+
+
 def estimate_line(
     epoch_seconds: float, epochs_left: int, epochs: int, trainings: int, evaluation_seconds: float = 0.0
 ) -> str:

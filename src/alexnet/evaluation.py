@@ -196,15 +196,6 @@ def prediction_figures(model, cfg, data, predictions: Predictions, figure_dir: P
     figures.nearest_neighbours(queries + mean_crop, neighbours, figure_dir / "nearest_neighbours.png")
 
 
-def val_passes(cfg, train_images: int, val_images: int) -> float:
-    """An evaluate stage's inference work in passes over the val centre crops, averaged over the run's seeds:
-    the centre crop, 10 crops (evaluate.ten_crop), and Fig. 4's pass over the train split on figure seeds.
-    The estimate after the first epoch times one such pass (its validation) and multiplies."""
-    seeds = cfg.ablations.seeds or [cfg.train.seed]
-    drawing = sum(seed in cfg.evaluate.figure_seeds for seed in seeds) / len(seeds)
-    return 1 + 10 * cfg.evaluate.ten_crop + drawing * train_images / max(1, val_images)
-
-
 def draws_prediction_figures(cfg) -> bool:
     """Fig. 4 costs an inference pass over the train split; one seed per variant (evaluate.figure_seeds)
     draws it, every seed gets every metric."""

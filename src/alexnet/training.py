@@ -14,7 +14,7 @@ import keras
 import tensorflow as tf
 
 from alexnet import parallel
-from alexnet.callbacks import EpochRecorder, TrainErrorProbe, learning_rate_schedule
+from alexnet.callbacks import EpochRecorder, TrainErrorProbe, learning_rate_schedule, val_passes
 from alexnet.checkpoint import CheckpointWriter, TrainingRun, load_checkpoint
 from alexnet.config import Config
 from alexnet.data.input import (
@@ -25,7 +25,6 @@ from alexnet.data.input import (
     train_dataset,
     train_probe,
 )
-from alexnet.evaluation import val_passes
 from alexnet.model import build_model
 from alexnet.precision import PrecisionChoice
 from alexnet.runtime import Runtime, compile_model, seed_everything, start_runtime

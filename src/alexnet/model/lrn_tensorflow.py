@@ -14,18 +14,28 @@ once and writes y once, the backward reads x and g and writes dx. Only these two
 compiled (XLA on the whole net is slower on CPU). On 2 cores, forward + backward at conv1/conv2 of the paper
 net (batch 64, bench/lrn.py): about 1.3-2.3x faster than the same gradient with the window sum as a band
 matmul (the previous form, bench/lrn_candidates.py), most in bfloat16, where the casts fuse too.
+
+In bfloat16 the window sum is a matmul again, now in bfloat16 with float32 accumulation (oneDNN; AMX tiles
+where the CPU has them), between XLA loops for the elementwise parts: XLA's code for the shifted slices is
+most of the fused loop's time, and a bfloat16 matmul with a 0/1 band matrix is nearly free. The window sums
+of the squares are kept from the forward pass for the backward one. Rounding the squares and the sums to
+bfloat16 changes d by a few parts in 1,000 of alpha * W, as mixed precision rounds everything else.
 """
 
 from __future__ import annotations
 
 import functools
 
+import numpy as np
 import tensorflow as tf
 
 
 def local_response_normalization(inputs, depth: int, k: float, alpha: float, beta: float, groups: int):
     """b = a / (k + alpha * sum of a^2 over `depth` adjacent channels of its tower) ** beta, in float32."""
-    forward, backward = _compiled(depth, float(k), float(alpha), float(beta), groups, inputs.shape[-1] // groups)
+    settings = (depth, float(k), float(alpha), float(beta), groups, inputs.shape[-1] // groups)
+    if inputs.dtype == tf.bfloat16:
+        return _bfloat16_form(inputs, *settings)
+    forward, backward = _compiled(*settings)
 
     @tf.autograph.experimental.do_not_convert
     @tf.custom_gradient
@@ -51,10 +61,7 @@ def _compiled(depth: int, k: float, alpha: float, beta: float, groups: int, widt
     def denominator(x):
         return k + alpha * window_sum(tf.square(x))
 
-    def power(d):
-        if beta == 0.75:  # d ** -0.75 as rsqrt(d * sqrt(d)): ~2x faster than a general power
-            return tf.math.rsqrt(d * tf.sqrt(d))
-        return tf.pow(d, -beta)
+    power = functools.partial(_power, beta=beta)
 
     @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     def forward(x):
@@ -70,3 +77,69 @@ def _compiled(depth: int, k: float, alpha: float, beta: float, groups: int, widt
         return tf.cast(g * factor - (2.0 * alpha * beta) * x32 * inner, x.dtype)
 
     return forward, backward
+
+
+def _power(d, beta: float):
+    if beta == 0.75:  # d ** -0.75 as rsqrt(d * sqrt(d)): ~2x faster than a general power
+        return tf.math.rsqrt(d * tf.sqrt(d))
+    return tf.pow(d, -beta)
+
+
+def band_matrix(width: int, depth: int) -> np.ndarray:
+    """0/1 [width, width]: channel j is in channel i's window. Symmetric, so one matrix serves both passes."""
+    index = np.arange(width)
+    return (np.abs(index[:, None] - index[None, :]) <= depth // 2).astype(np.float32)
+
+
+def _bfloat16_form(inputs, depth: int, k: float, alpha: float, beta: float, groups: int, width: int):
+    window_sum, squares, normalized, inner_terms, input_gradient = _bfloat16_passes(depth, k, alpha, beta, width)
+
+    @tf.autograph.experimental.do_not_convert
+    @tf.custom_gradient
+    def normalize(x):
+        sums = window_sum(squares(x))
+
+        def gradient(upstream):
+            return input_gradient(x, sums, upstream, window_sum(inner_terms(x, sums, upstream)))
+
+        return normalized(x, sums), gradient
+
+    return normalize(inputs)
+
+
+@functools.cache
+def _bfloat16_passes(depth: int, k: float, alpha: float, beta: float, width: int):
+    """The bfloat16 form's steps for one layer's settings: the window sum as a bfloat16 matmul per tower, and
+    three small XLA loops around it (made once per process, as _compiled's)."""
+    band = band_matrix(width, depth)
+    compiled = functools.partial(tf.function, jit_compile=True, autograph=False, reduce_retracing=True)
+
+    def window_sum(values):
+        flat = tf.reshape(values, [-1, width])  # a row per pixel and tower
+        return tf.reshape(tf.matmul(flat, tf.constant(band, tf.bfloat16)), tf.shape(values))
+
+    def factors(x, sums):
+        d = k + alpha * tf.cast(sums, tf.float32)
+        return tf.cast(x, tf.float32), d, _power(d, beta)
+
+    @compiled
+    def squares(x):
+        return tf.cast(tf.square(tf.cast(x, tf.float32)), tf.bfloat16)
+
+    @compiled
+    def normalized(x, sums):
+        x32, _, factor = factors(x, sums)
+        return tf.cast(x32 * factor, tf.bfloat16)
+
+    @compiled
+    def inner_terms(x, sums, upstream):
+        x32, d, factor = factors(x, sums)
+        return tf.cast(tf.cast(upstream, tf.float32) * x32 * factor / d, tf.bfloat16)
+
+    @compiled
+    def input_gradient(x, sums, upstream, inner):
+        x32, _, factor = factors(x, sums)
+        g, inner = tf.cast(upstream, tf.float32), tf.cast(inner, tf.float32)
+        return tf.cast(g * factor - (2.0 * alpha * beta) * x32 * inner, tf.bfloat16)
+
+    return window_sum, squares, normalized, inner_terms, input_gradient
