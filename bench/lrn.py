@@ -1,7 +1,9 @@
 """LRN alone, forward + backward, at the paper net's two LRN layers (batch 64, two towers): the keras.ops form
-(autodiff), the TensorFlow form (what the model uses on TensorFlow: a hand-written gradient, each pass one
-XLA-compiled loop), the previous TensorFlow form (bench/lrn_candidates.py: the same gradient, the window sum
-as a band matmul, no XLA) and tf.nn.local_response_normalization (per tower), each in float32 and bfloat16.
+(autodiff), the TensorFlow form (what the model uses on TensorFlow: a hand-written gradient; in float32 each
+pass one XLA-compiled loop, in bfloat16 a bfloat16 band matmul between XLA loops), in bfloat16 also the
+float32 form's XLA loops ("XLA loops"), the previous TensorFlow form (bench/lrn_candidates.py: the same
+gradient, the window sum as a float32 band matmul, no XLA) and tf.nn.local_response_normalization (per
+tower), each in float32 and bfloat16.
 Median of interleaved rounds; loads in the JSON.
 The share of LRN in a whole training step is train_throughput.py's "no LRN" comparison.
 
@@ -26,10 +28,12 @@ HERE = Path(__file__).resolve().parent
 SHAPES = {"lrn1 (conv1)": (55, 96), "lrn2 (conv2)": (27, 256)}
 
 
-def lrn_forms(layer) -> dict:
+def lrn_forms(layer, dtype: str) -> dict:
     """The forms timed side by side; each takes and returns the input dtype."""
     import tensorflow as tf
     from lrn_candidates import band_matmul_form
+
+    from alexnet.model.lrn_tensorflow import fused_form
 
     def per_tower(inputs):
         towers = tf.split(tf.cast(inputs, tf.float32), 2, axis=-1)
@@ -42,7 +46,13 @@ def lrn_forms(layer) -> dict:
     def previous(inputs):
         return band_matmul_form(inputs, layer.depth, layer.k, layer.alpha, layer.beta, layer.groups)
 
-    return {"keras.ops": ops_form, "tensorflow": layer.call, "band matmul (previous)": previous, "tf.nn.lrn": per_tower}
+    def xla_loops(inputs):
+        width = inputs.shape[-1] // layer.groups
+        return fused_form(inputs, layer.depth, layer.k, layer.alpha, layer.beta, layer.groups, width)
+
+    forms = {"keras.ops": ops_form, "tensorflow": layer.call}
+    forms |= {"XLA loops": xla_loops} if dtype == "bfloat16" else {}
+    return forms | {"band matmul (previous)": previous, "tf.nn.lrn": per_tower}
 
 
 def main() -> None:
@@ -74,7 +84,7 @@ def main() -> None:
             upstream = tf.cast(tf.random.stateless_normal(shape, seed=(0, 2)), dtype)
             layer = LocalResponseNormalization(groups=2)
             layer.build(shape)
-            for form, function in lrn_forms(layer).items():
+            for form, function in lrn_forms(layer, dtype).items():
 
                 @tf.function
                 def step(x=x, upstream=upstream, function=function):

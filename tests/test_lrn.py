@@ -94,17 +94,23 @@ def bench_candidate():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("form", ["tensorflow", "previous band matmul"])
+@pytest.mark.parametrize("form", ["tensorflow", "XLA loops", "previous band matmul"])
 def test_each_fast_form_equals_keras_ops_in_value_and_gradient(dtype, form):
-    """In both precisions the model trains in: the TensorFlow form (and bench/lrn.py's previous form) against the
+    """In both precisions the model trains in: the TensorFlow form (and bench/lrn.py's other forms) against the
     keras.ops form, forward and backward, at the paper's settings with two towers. bfloat16 tolerances are a
     few units in its last place (8 bits of mantissa), float32's the float32 rounding."""
     layer = LocalResponseNormalization(groups=2)
     x = tf.cast(tf.random.stateless_normal((2, 7, 7, 32), seed=(3, 4)) * 40, dtype)
     upstream = tf.cast(tf.random.stateless_normal((2, 7, 7, 32), seed=(5, 6)), dtype)
     layer.build(x.shape)
-    if form == "tensorflow":
+    if form == "tensorflow":  # in bfloat16 the band matmul between XLA loops, in float32 the XLA loops
         fast = layer.call
+    elif form == "XLA loops":  # the float32 form, which bench/lrn.py also times in bfloat16
+        from alexnet.model.lrn_tensorflow import fused_form
+
+        def fast(inputs):
+            width = inputs.shape[-1] // layer.groups
+            return fused_form(inputs, layer.depth, layer.k, layer.alpha, layer.beta, layer.groups, width)
     else:
         candidate = bench_candidate()
 

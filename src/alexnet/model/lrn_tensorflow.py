@@ -35,7 +35,12 @@ def local_response_normalization(inputs, depth: int, k: float, alpha: float, bet
     settings = (depth, float(k), float(alpha), float(beta), groups, inputs.shape[-1] // groups)
     if inputs.dtype == tf.bfloat16:
         return _bfloat16_form(inputs, *settings)
-    forward, backward = _compiled(*settings)
+    return fused_form(inputs, *settings)
+
+
+def fused_form(inputs, depth: int, k: float, alpha: float, beta: float, groups: int, width: int):
+    """The float32 form, in any dtype: each pass one XLA loop (bench/lrn.py times it in bfloat16 too)."""
+    forward, backward = _compiled(depth, k, alpha, beta, groups, width)
 
     @tf.autograph.experimental.do_not_convert
     @tf.custom_gradient
