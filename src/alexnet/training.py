@@ -98,11 +98,28 @@ def validation_batches(cfg: Config, data: PreparedData, cluster: parallel.Cluste
     """The val centre crops for each epoch's validation, decoded once and kept in memory where they fit."""
     cache = fits_in_memory(data.counts["val"], cfg.train.crop)
     batches = eval_dataset(data, cfg.train.crop, cfg.evaluate.batch_size, cache=cache)
-    return parallel.even_batches(batches, cfg.evaluate.batch_size, data.counts["val"], cluster)
+    return per_epoch_pass(parallel.even_batches(batches, cfg.evaluate.batch_size, data.counts["val"], cluster))
+
+
+def per_epoch_pass(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """A dataset iterated once per epoch, with tf.data's autotuning off.
+
+    Keras drops the last epoch's validation iterator when the next validation starts. Destroying an autotuned
+    iterator joins its optimisation thread, which sleeps for a period that doubles while the iterator lives
+    (up to 60 s) and in TF 2.21 often sleeps it out: the validation pass stalled 6-10 s with the cores idle in
+    most epochs (py-spy: ~RootDataset::Iterator waits in ~LogicalThreadWrapper; bench/epoch_time.py).
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def train_error_batches(cfg: Config, data: PreparedData, cluster: parallel.Cluster) -> tf.data.Dataset | None:
     """The fixed train subset the probe measures each epoch, or None (train.train_error_images: 0)."""
     # A multi-process run would need the probe sharded like the val pass; it records NaN there instead.
     probe_images = cfg.train.train_error_images if cluster.processes == 1 else 0
-    return train_probe(data, cfg.train.crop, probe_images, cfg.evaluate.batch_size) if probe_images else None
+    return (
+        per_epoch_pass(train_probe(data, cfg.train.crop, probe_images, cfg.evaluate.batch_size))
+        if probe_images
+        else None
+    )
