@@ -76,6 +76,16 @@ def test_a_corrupt_cache_file_is_measured_again(tmp_path):
     assert json.loads(cached.read_text())["policy"] in ("float32", "mixed_float16")
 
 
+def test_a_choice_cached_before_a_timing_revision_is_timed_again(tmp_path, monkeypatch):
+    """A change that makes one policy faster (the bfloat16 LRN form) raises TIMING_REVISION: choices cached
+    before it are measured again instead of kept."""
+    choose(tmp_path, Timings({"float32": 600.0, "mixed_bfloat16": 430.0, "mixed_float16": 900.0}))
+    monkeypatch.setattr(precision, "TIMING_REVISION", precision.TIMING_REVISION + 1)
+    faster_bf16 = Timings({"float32": 600.0, "mixed_bfloat16": 1000.0, "mixed_float16": 100.0})
+    again = choose(tmp_path, faster_bf16)
+    assert faster_bf16.calls == 1 and again.source == "measured" and again.policy == "mixed_bfloat16"
+
+
 def test_an_explicit_policy_forces_without_measuring(tmp_path):
     never = Timings({})
     choice = choose(tmp_path, never, setting="mixed_bfloat16")
