@@ -5,18 +5,14 @@ same hand-written gradient as alexnet.model.lrn_tensorflow, the window sum as on
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
-
-def band(channels: int, depth: int) -> np.ndarray:
-    index = np.arange(channels)
-    return (np.abs(index[:, None] - index[None, :]) <= depth // 2).astype("float32")
+from alexnet.model.lrn import band_matrix
 
 
 def band_matmul_form(inputs, depth: int, k: float, alpha: float, beta: float, groups: int):
     channels = inputs.shape[-1]
-    window = tf.constant(band(channels // groups, depth))
+    window = tf.constant(band_matrix(channels // groups, depth))
 
     def window_sum(squares):
         flat = tf.reshape(squares, [-1, channels // groups])

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from pipeline_copy import BIN, dvc, environment, free_ports, project_copy, small_params, stop_group
 
+from alexnet.study_view import KEY_COLUMNS
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -21,7 +23,6 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 
 
-KEY_COLUMNS = ("val_top1_error", "eval_ten_crop_top1_error", "train_val_gap")
 SCREENSHOTS = Path(os.environ.get("ALEXNET_SCREENSHOTS", tempfile.gettempdir()))
 
 

@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
 import tensorflow as tf
+
+from alexnet.model.lrn import band_matrix
 
 
 def local_response_normalization(inputs, depth: int, k: float, alpha: float, beta: float, groups: int):
     """b = a / (k + alpha * sum of a^2 over `depth` adjacent channels of its tower) ** beta, in float32."""
     settings = (depth, float(k), float(alpha), float(beta), groups, inputs.shape[-1] // groups)
     if inputs.dtype == tf.bfloat16:
-        return _bfloat16_form(inputs, *settings)
+        return _bfloat16_form(inputs, *settings[:4], width=settings[-1])
     return fused_form(inputs, *settings)
 
 
@@ -90,13 +91,7 @@ def _power(d, beta: float):
     return tf.pow(d, -beta)
 
 
-def band_matrix(width: int, depth: int) -> np.ndarray:
-    """0/1 [width, width]: channel j is in channel i's window. Symmetric, so one matrix serves both passes."""
-    index = np.arange(width)
-    return (np.abs(index[:, None] - index[None, :]) <= depth // 2).astype(np.float32)
-
-
-def _bfloat16_form(inputs, depth: int, k: float, alpha: float, beta: float, groups: int, width: int):
+def _bfloat16_form(inputs, depth: int, k: float, alpha: float, beta: float, width: int):
     window_sum, squares, normalized, inner_terms, input_gradient = _bfloat16_passes(depth, k, alpha, beta, width)
 
     @tf.autograph.experimental.do_not_convert
