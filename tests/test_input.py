@@ -46,11 +46,13 @@ def sorted_source(tmp_path_factory):
     return load_prepared(root / "prepared")
 
 
-def _batches(data, first_epoch, last_epoch, seed=0):
+def _batches(data, first_epoch, last_epoch, seed=0, in_memory=None):
     from alexnet.data.input import train_dataset
 
     plain = AugmentConfig(random_crop=True, flip=True, pca_lighting=0.1)
-    dataset = train_dataset(data, plain, 12, BATCH, seed, first_epoch, last_epoch, shuffle_buffer=128)
+    dataset = train_dataset(
+        data, plain, 12, BATCH, seed, first_epoch, last_epoch, shuffle_buffer=128, in_memory=in_memory
+    )
     return [(images.numpy(), labels.numpy()) for images, labels in dataset]
 
 
@@ -106,6 +108,23 @@ def test_a_resumed_epoch_sees_the_same_batches_and_epochs_differ(sorted_source):
         np.testing.assert_array_equal(labels, labels_again)
         np.testing.assert_array_equal(images, images_again)
     assert not np.array_equal(whole[0][1], whole[steps][1])
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_in_memory_batches_are_the_records_batches(sorted_source, seed):
+    """The decoded split in memory and the JPEG records give the same images in the same order with the same
+    crops, flips and lighting: labels equal, and pixels equal except in the window's outermost rows and columns,
+    where libjpeg's cropped decode upsamples chroma differently from the whole image's decode."""
+    from alexnet.data.input import fits_in_memory
+
+    assert fits_in_memory(sorted_source.counts["train"], sorted_source.size)  # what the default chooses here
+    in_memory = _batches(sorted_source, 1, 2, seed)
+    records = _batches(sorted_source, 1, 2, seed, in_memory=False)
+    assert len(in_memory) == len(records) == CLASSES * TRAIN_PER_CLASS // BATCH
+    for (images, labels), (decoded_images, decoded_labels) in zip(in_memory, records, strict=True):
+        np.testing.assert_array_equal(labels, decoded_labels)
+        differ = np.abs(images - decoded_images) > 1e-3
+        assert not differ[:, 1:-1, 1:-1].any() and differ.mean() < 0.1, differ.mean()  # 3% here: the edge
 
 
 def test_prepared_square_is_the_image_a_shard_holds(sorted_source):

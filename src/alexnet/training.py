@@ -97,8 +97,9 @@ def prepare_model(
 def validation_batches(cfg: Config, data: PreparedData, cluster: parallel.Cluster) -> tf.data.Dataset:
     """The val centre crops for each epoch's validation, decoded once and kept in memory where they fit."""
     cache = fits_in_memory(data.counts["val"], cfg.train.crop)
-    batches = eval_dataset(data, cfg.train.crop, cfg.evaluate.batch_size, cache=cache)
-    return per_epoch_pass(parallel.even_batches(batches, cfg.evaluate.batch_size, data.counts["val"], cluster))
+    batch_size = cfg.train.validation_batch_size
+    batches = eval_dataset(data, cfg.train.crop, batch_size, cache=cache)
+    return per_epoch_pass(parallel.even_batches(batches, batch_size, data.counts["val"], cluster))
 
 
 def per_epoch_pass(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -119,7 +120,7 @@ def train_error_batches(cfg: Config, data: PreparedData, cluster: parallel.Clust
     # A multi-process run would need the probe sharded like the val pass; it records NaN there instead.
     probe_images = cfg.train.train_error_images if cluster.processes == 1 else 0
     return (
-        per_epoch_pass(train_probe(data, cfg.train.crop, probe_images, cfg.evaluate.batch_size))
+        per_epoch_pass(train_probe(data, cfg.train.crop, probe_images, cfg.train.validation_batch_size))
         if probe_images
         else None
     )
