@@ -147,20 +147,19 @@ def train_dataset(
         elements = shard_elements(epoch_file_order(files, seed, epoch))
         elements = elements.shuffle(shuffle_buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
         elements = elements.take(steps * batch_size).enumerate().shard(shard_count, shard_index)
-        return elements.map(lambda index, one: (image_key(seed, epoch, index), one))
+        return elements.map(lambda index, one: per_image(image_key(seed, epoch, index), one), **parallel)
 
     shard_index, shard_count = shard
     steps = steps_per_epoch(data, batch_size)
+    parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    draws = ImageDraws(data, augment, crop)
+    per_image = draws.of if in_memory else draws.decode_one
     dataset = functools.reduce(
         tf.data.Dataset.concatenate, [epoch_dataset(epoch) for epoch in range(first_epoch, last_epoch)]
     )
-    parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    draws = ImageDraws(data, augment, crop)
+    batches = dataset.batch(batch_size // shard_count, drop_remainder=True)
     if in_memory:
-        batches = dataset.map(draws.of, **parallel).batch(batch_size // shard_count, drop_remainder=True)
         batches = batches.map(functools.partial(draws.crop_batch, tf.constant(images), tf.constant(labels)), **parallel)
-    else:
-        batches = dataset.map(draws.decode_one, **parallel).batch(batch_size // shard_count, drop_remainder=True)
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
