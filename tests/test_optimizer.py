@@ -33,7 +33,25 @@ def three_gradients(shape, seed=0):
     return [rng.standard_normal(shape).astype("float32") for _ in range(3)]
 
 
-def test_three_steps_match_hand_computed_rule():
+@pytest.fixture(params=["fused", "ops"])
+def update_form(request, monkeypatch):
+    """Each test taking it runs with the TensorFlow XLA update (where it applies) and with the keras.ops
+    form; it yields how many updates went through the XLA form."""
+    calls = []
+    if keras.backend.backend() == "tensorflow":
+        from alexnet import optimizer_tensorflow
+
+        fused = optimizer_tensorflow.update
+        monkeypatch.setattr(optimizer_tensorflow, "update", lambda *args: calls.append(1) or fused(*args))
+        if request.param == "ops":
+            monkeypatch.setattr(optimizer_tensorflow, "applies", lambda variable: False)
+    elif request.param == "fused":
+        pytest.skip("the fused update is TensorFlow's")
+    yield request.param, calls
+
+
+def test_three_steps_match_hand_computed_rule(update_form):
+    form, fused_calls = update_form
     start = np.array([[1.0, -2.0], [0.5, 3.0]], "float32")
     bias_start = np.array([1.0, 0.0], "float32")
     kernel, bias = keras.Variable(start), keras.Variable(bias_start)
@@ -44,6 +62,7 @@ def test_three_steps_match_hand_computed_rule():
     np.testing.assert_allclose(kernel.numpy(), paper_rule(start, kernel_grads), rtol=1e-6)
     # biases decay too
     np.testing.assert_allclose(bias.numpy(), paper_rule(bias_start, bias_grads), rtol=1e-6)
+    assert len(fused_calls) == (6 if form == "fused" else 0)
 
 
 def test_differs_from_decoupled_weight_decay():
@@ -58,7 +77,7 @@ def test_differs_from_decoupled_weight_decay():
     assert not np.allclose(paper.numpy(), decoupled.numpy(), rtol=1e-3)
 
 
-def test_works_inside_loss_scale_optimizer():
+def test_works_inside_loss_scale_optimizer(update_form):
     start = np.array([0.3, -0.7, 1.5], "float32")
     variable = keras.Variable(start)
     gradients = three_gradients(start.shape)

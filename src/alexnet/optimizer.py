@@ -42,9 +42,20 @@ class PaperSGD(keras.optimizers.Optimizer):
         self.velocities = self.add_optimizer_variables(variables, "velocity")
 
     def update_step(self, gradient, variable, learning_rate):
+        velocity = self.velocities[self._get_variable_index(variable)]
+        if keras.backend.backend() == "tensorflow":
+            from alexnet import optimizer_tensorflow
+
+            if optimizer_tensorflow.applies(variable):
+                return optimizer_tensorflow.update(
+                    velocity.value, variable, gradient, learning_rate, self.momentum, self.coupled_weight_decay
+                )
+        self.update_step_ops(gradient, variable, learning_rate, velocity)
+
+    def update_step_ops(self, gradient, variable, learning_rate, velocity):
+        """The backend-neutral form (keras.ops, one op at a time on TensorFlow)."""
         learning_rate = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
-        velocity = self.velocities[self._get_variable_index(variable)]
         momentum = ops.cast(self.momentum, variable.dtype)
         decay = ops.cast(self.coupled_weight_decay, variable.dtype)
         self.assign(
