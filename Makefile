@@ -154,6 +154,7 @@ bench: setup
 	$(BIN)/python bench/input_pipeline.py
 	$(BIN)/python bench/epoch_time.py
 	$(BIN)/python bench/lrn.py
+	$(BIN)/python bench/optimizer_update.py
 
 clean:
 	rm -rf $(VENV)
