@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -20,24 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-from rounds import machine, machine_line, run_round, without_verdicts
+from rounds import machine, machine_line, run_round, time_steps, without_verdicts
 
 HERE = Path(__file__).resolve().parent
 SHAPES = [(11, 11, 3, 96), (96,), (5, 5, 48, 256), (256,), (3, 3, 256, 384), (384,), (3, 3, 192, 384), (384,),
           (3, 3, 192, 256), (256,), (9216, 4096), (4096,), (4096, 4096), (4096,), (4096, 1000), (1000,)]  # fmt: skip
 FORMS = ("keras ops", "keras XLA", "torch foreach", "torch fused")
 RESULT_PREFIX = "RESULT "
-
-
-def timed(update, warmup: int, steps: int) -> list[float]:
-    for _ in range(warmup):
-        update()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        update()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def keras_worker(form: str, threads: int, warmup: int, steps: int) -> list[float]:
@@ -57,7 +47,7 @@ def keras_worker(form: str, threads: int, warmup: int, steps: int) -> list[float
     optimizer = PaperSGD(learning_rate=0.01, momentum=0.9, weight_decay=0.0005)
     optimizer.build(variables)
     update = tf.function(lambda: optimizer.apply(gradients, variables))  # as inside the compiled train step
-    return timed(lambda: update(), warmup, steps)
+    return time_steps(lambda: update(), warmup, steps)
 
 
 def torch_worker(form: str, threads: int, warmup: int, steps: int) -> list[float]:
@@ -70,7 +60,7 @@ def torch_worker(form: str, threads: int, warmup: int, steps: int) -> list[float
     fused = form == "torch fused"
     optimizer = torch.optim.SGD(parameters, lr=0.01, momentum=0.9, weight_decay=0.0005,
                                 foreach=not fused, fused=fused)  # fmt: skip
-    return timed(optimizer.step, warmup, steps)
+    return time_steps(optimizer.step, warmup, steps)
 
 
 def measure(form: str, args) -> float:
@@ -109,7 +99,7 @@ def main() -> None:
     ms = {form: statistics.median(row["ms"] for r in rounds for row in r["rows"] if row["form"] == form)
           for form in FORMS}  # fmt: skip
     fastest_torch = min(ms["torch foreach"], ms["torch fused"])
-    print(f"\nupdate of {sum(map(_count, SHAPES)) / 1e6:.1f}M weights, ms (median of {args.rounds} rounds)")
+    print(f"\nupdate of {sum(map(math.prod, SHAPES)) / 1e6:.1f}M weights, ms (median of {args.rounds} rounds)")
     for form, value in ms.items():
         print(f"  {form:14} {value:7.1f}")
     print(f"  XLA form: {ms['keras ops'] / ms['keras XLA']:.2f}x faster than op by op; "
@@ -121,13 +111,6 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(without_verdicts(report) if args.quick else report, indent=2, default=str) + "\n")
     print(f"wrote {args.out}")
-
-
-def _count(shape) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
 
 
 if __name__ == "__main__":

@@ -58,6 +58,18 @@ def run_round(measure: Callable[[], list[dict]], label: str, max_load: float = M
     return {"rows": rows, **loads, "busy": busy_machine, "attempts": attempts}
 
 
+def time_steps(step: Callable[[], object], warmup: int, steps: int) -> list[float]:
+    """Seconds of each of `steps` calls of `step`, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as cpuinfo:

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from rounds import machine, machine_line, median_rate, run_round, without_verdicts
+from rounds import machine, machine_line, median_rate, run_round, time_steps, without_verdicts
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results" / "train_throughput.json"
@@ -77,17 +77,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.warmup, args.steps, args.rounds, args.size, args.batch = 1, 2, 1, 64, 16
         args.max_load = float("inf")  # loads are recorded, busy rounds not repeated
     return args
-
-
-def time_steps(step, warmup: int, steps: int) -> list[float]:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def keras_worker(args) -> dict:
