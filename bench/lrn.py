@@ -1,9 +1,9 @@
 """LRN alone, forward + backward, at the paper net's two LRN layers (batch 64, two towers): the keras.ops form
 (autodiff), the TensorFlow form (what the model uses on TensorFlow: a hand-written gradient; in float32 each
 pass one XLA-compiled loop, in bfloat16 a bfloat16 band matmul between XLA loops), in bfloat16 also the
-float32 form's XLA loops ("XLA loops"), the previous TensorFlow form (bench/lrn_candidates.py: the same
-gradient, the window sum as a float32 band matmul, no XLA) and tf.nn.local_response_normalization (per
-tower), each in float32 and bfloat16.
+float32 form's XLA loops ("XLA loops"), the earlier TensorFlow forms (bench/lrn_candidates.py: the same
+gradient, the XLA loops with each tower padded on its own, and the window sum as a float32 band matmul
+without XLA) and tf.nn.local_response_normalization (per tower), each in float32 and bfloat16.
 Median of interleaved rounds; loads in the JSON.
 The share of LRN in a whole training step is train_throughput.py's "no LRN" comparison.
 
@@ -31,7 +31,7 @@ SHAPES = {"lrn1 (conv1)": (55, 96), "lrn2 (conv2)": (27, 256)}
 def lrn_forms(layer, dtype: str) -> dict:
     """The forms timed side by side; each takes and returns the input dtype."""
     import tensorflow as tf
-    from lrn_candidates import band_matmul_form
+    from lrn_candidates import band_matmul_form, padded_towers_form
 
     from alexnet.model.lrn_tensorflow import fused_form
 
@@ -43,8 +43,11 @@ def lrn_forms(layer, dtype: str) -> dict:
     def ops_form(inputs):
         return layer.call_ops(inputs)
 
-    def previous(inputs):
+    def band_matmul(inputs):
         return band_matmul_form(inputs, layer.depth, layer.k, layer.alpha, layer.beta, layer.groups)
+
+    def padded_towers(inputs):
+        return padded_towers_form(inputs, layer.depth, layer.k, layer.alpha, layer.beta, layer.groups)
 
     def xla_loops(inputs):
         width = inputs.shape[-1] // layer.groups
@@ -52,7 +55,8 @@ def lrn_forms(layer, dtype: str) -> dict:
 
     forms = {"keras.ops": ops_form, "tensorflow": layer.call}
     forms |= {"XLA loops": xla_loops} if dtype == "bfloat16" else {}
-    return forms | {"band matmul (previous)": previous, "tf.nn.lrn": per_tower}
+    forms |= {"XLA loops, padded towers (previous)": padded_towers, "band matmul, no XLA": band_matmul}
+    return forms | {"tf.nn.lrn": per_tower}
 
 
 def main() -> None:

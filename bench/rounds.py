@@ -98,7 +98,9 @@ def machine() -> dict:
     """What a speed figure was measured on: the CPU kind (flags that pick kernels, oneDNN's ISA cap) and
     whether TensorFlow runs oneDNN in this environment. TF_ENABLE_ONEDNN_OPTS and ONEDNN_MAX_CPU_ISA reach
     every worker process; ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 CPU is an emulation of an AVX2-only CPU's
-    oneDNN kernels, not such a CPU (its caches, clocks and memory are the AVX-512 machine's)."""
+    oneDNN kernels, not such a CPU (its caches, clocks and memory are the AVX-512 machine's). The whole
+    emulation caps XLA's loops and torch's own code too: XLA_FLAGS=--xla_cpu_max_isa=AVX2 and
+    ATEN_CPU_CAPABILITY=avx2 (both recorded)."""
     import platform
 
     from alexnet.cpu import cpu_kind, onednn_in_effect
@@ -108,6 +110,8 @@ def machine() -> dict:
 
 def machine_line(info: dict) -> str:
     flags = ", ".join(flag for flag, present in info["flags"].items() if present) or "none of the recorded flags"
-    cap = f", ISA cap {info['onednn_isa_cap']} (an emulation)" if info["onednn_isa_cap"] else ""
+    caps = {"oneDNN": info["onednn_isa_cap"], "XLA": info.get("xla_isa_cap"), "torch": info.get("torch_isa_cap")}
+    named = ", ".join(f"{name} {cap}" for name, cap in caps.items() if cap)
+    cap = f", ISA cap {named} (an emulation)" if named else ""
     onednn = "on" if info["onednn"] else "off"
     return f"{info['cpu']} x{info['cores']} [{flags}]; oneDNN {onednn} ({info['onednn_from']}{cap})"

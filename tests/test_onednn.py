@@ -95,6 +95,8 @@ def test_tensorflows_own_rule_and_the_environment_as_benchmarks_record_them():
     assert cpu.onednn_in_effect({cpu.ONEDNN_SWITCH: "0", cpu.ONEDNN_ISA_CAP: "AVX2"}) == {
         "onednn": False, "onednn_from": "TF_ENABLE_ONEDNN_OPTS=0", "onednn_isa_cap": "AVX2"}  # fmt: skip
     assert cpu.onednn_in_effect({})["onednn"] == cpu.tensorflow_default_onednn()
+    assert cpu.xla_isa_cap({"XLA_FLAGS": "--xla_dump_to=/tmp/x --xla_cpu_max_isa=AVX2"}) == "AVX2"
+    assert cpu.xla_isa_cap({"XLA_FLAGS": "--xla_dump_to=/tmp/x"}) is None and cpu.xla_isa_cap({}) is None
 
 
 def test_a_bad_setting_is_one_line_naming_the_key(raw_params):

@@ -8,6 +8,10 @@ from pathlib import Path
 
 ONEDNN_SWITCH = "TF_ENABLE_ONEDNN_OPTS"
 ONEDNN_ISA_CAP = "ONEDNN_MAX_CPU_ISA"  # oneDNN's own cap: AVX2 emulates an AVX2-only CPU's kernels
+# The caps of the code oneDNN does not run, for a whole emulation: XLA's loops (LRN, the optimizer update) and
+# torch's own kernels and torch.compile's generated code.
+XLA_ISA_CAP_FLAG = "--xla_cpu_max_isa="
+TORCH_ISA_CAP = "ATEN_CPU_CAPABILITY"
 # TensorFlow's own rule (tsl/util/port.cc, IsMklEnabled): oneDNN on by default only with one of these.
 TENSORFLOW_ONEDNN_FLAGS = ("avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 RECORDED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
@@ -41,7 +45,16 @@ def cpu_kind() -> dict:
         "cores": len(os.sched_getaffinity(0)),
         "flags": {flag: flag in flags for flag in RECORDED_FLAGS},
         "onednn_isa_cap": os.environ.get(ONEDNN_ISA_CAP) or None,
+        "xla_isa_cap": xla_isa_cap(),
+        "torch_isa_cap": os.environ.get(TORCH_ISA_CAP) or None,
     }
+
+
+def xla_isa_cap(environ=os.environ) -> str | None:
+    """XLA's --xla_cpu_max_isa from XLA_FLAGS (the ISA its compiled loops may use), or None."""
+    caps = [flag.removeprefix(XLA_ISA_CAP_FLAG) for flag in environ.get("XLA_FLAGS", "").split()
+            if flag.startswith(XLA_ISA_CAP_FLAG)]  # fmt: skip
+    return caps[-1] if caps else None
 
 
 def tensorflow_default_onednn(flags: set[str] | None = None) -> bool:

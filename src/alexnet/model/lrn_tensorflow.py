@@ -9,11 +9,11 @@ applies the closed form
     dL/dx = g * d ** -beta - 2 * alpha * beta * x * W(g * x * d ** (-beta - 1))
 
 (W, the window sum over adjacent channels of one tower, is symmetric). W is `depth` shifted slices of the
-zero-padded squares, so XLA fuses it with the casts, the power and the products: the forward pass reads x
-once and writes y once, the backward reads x and g and writes dx. Only these two small functions are
-compiled (XLA on the whole net is slower on CPU). On 2 cores, forward + backward at conv1/conv2 of the paper
-net (batch 64, bench/lrn.py): about 1.3-2.3x faster than the same gradient with the window sum as a band
-matmul (the previous form, bench/lrn_candidates.py), most in bfloat16, where the casts fuse too.
+zero-padded squares, masked at the tower boundary, so XLA fuses it with the casts, the power and the
+products: the forward pass reads x once and writes y once, the backward reads x and g and writes dx. Only
+these two small functions are compiled (XLA on the whole net is slower on CPU). bench/lrn.py times it
+against the earlier forms kept in bench/lrn_candidates.py: the window sum as a band matmul without XLA, and
+these XLA loops with each tower padded on its own.
 
 In bfloat16 the window sum is a matmul again, now in bfloat16 with float32 accumulation (oneDNN; AMX tiles
 where the CPU has them), between XLA loops for the elementwise parts: XLA's code for the shifted slices is
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import tensorflow as tf
 
 from alexnet.model.lrn import band_matrix
@@ -56,13 +57,32 @@ def _compiled(depth: int, k: float, alpha: float, beta: float, groups: int, widt
     """The two XLA functions for one layer's settings, made once per process: an eager call (a model called
     outside a compiled function, as evaluation's figures do) then reuses their trace and XLA compilation per
     input shape instead of compiling anew on every call."""
+    return xla_passes(masked_window_sum(depth, groups, width), k, alpha, beta)
+
+
+def masked_window_sum(depth: int, groups: int, width: int):
+    """W over all channels at once: `depth` shifted slices of the channel axis zero-padded at both ends, each
+    times a 0/1 mask per channel that drops the neighbours in the other tower. Per-tower padding (a
+    [..., groups, width + depth - 1] tensor) computed the same sums 1.7x slower in float32 on an AVX-512 CPU: XLA
+    emitted poor code for the short padded rows (bench/lrn.py)."""
     half = depth // 2
+    channel = np.arange(groups * width) % width
+    masks = {shift: ((channel + shift >= 0) & (channel + shift < width)).astype("float32")
+             for shift in range(-half, half + 1) if shift}  # fmt: skip
 
     def window_sum(values):
-        towers = tf.reshape(values, tf.concat([tf.shape(values)[:-1], [groups, width]], 0))
-        padded = tf.pad(towers, [[0, 0]] * (len(values.shape)) + [[half, half]])
-        total = tf.add_n([padded[..., shift : shift + width] for shift in range(depth)])
-        return tf.reshape(total, tf.shape(values))
+        channels = values.shape[-1]
+        padded = tf.pad(values, [[0, 0]] * (len(values.shape) - 1) + [[half, half]])
+        total = values
+        for shift, mask in masks.items():  # numpy masks: constants of the graph being traced
+            total = total + padded[..., half + shift : half + shift + channels] * mask
+        return total
+
+    return window_sum
+
+
+def xla_passes(window_sum, k: float, alpha: float, beta: float):
+    """The forward and the hand-written backward pass, each one XLA function, around a window sum."""
 
     def denominator(x):
         return k + alpha * window_sum(tf.square(x))
