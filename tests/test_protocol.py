@@ -9,16 +9,17 @@ import pytest
 from PIL import Image
 from pipeline_copy import read_params, small_raw_data
 
-from alexnet import callbacks, checkpoint, training
+from alexnet import callbacks, checkpoint, parallel, training
 from alexnet.config import parse
 from alexnet.data.input import parsed_records, probe_indices, train_dataset, train_probe
 from alexnet.model import build_model
 
-EPOCHS, PROBE_IMAGES = 4, 40
+EPOCHS, PROBE_IMAGES, VAL_SUBSET = 4, 40, 7
 
 
 def four_step_epochs(raw):
-    raw["train"].update(epochs=EPOCHS, schedule="step", lr_steps=[0.5, 0.75], train_error_images=PROBE_IMAGES)
+    raw["train"].update(epochs=EPOCHS, schedule="step", lr_steps=[0.5, 0.75], train_error_images=PROBE_IMAGES,
+                        validation_images=VAL_SUBSET)  # fmt: skip
     raw["tracking"]["enabled"] = False
 
 
@@ -113,6 +114,22 @@ def test_inference_mode_training_error_equals_a_hand_evaluation(prepared, traine
     assert rows[-1]["train_eval_top1_error"] == pytest.approx(probe["train_eval_top1_error"])
     assert rows[-1]["train_eval_top5_error"] == pytest.approx(probe["train_eval_top5_error"])
     assert all(np.isfinite(row["train_eval_top1_error"]) for row in rows)
+
+
+def test_epochs_validate_on_the_fixed_val_subset_and_the_last_on_the_whole_split(prepared, trained):
+    _, cfg, data = prepared
+    model, rows = trained
+    assert data.counts["val"] > VAL_SUBSET
+    assert [row["val_images"] for row in rows] == [VAL_SUBSET] * (EPOCHS - 1) + [data.counts["val"]]
+    whole = model.evaluate(training.validation_batches(cfg, data, parallel.Cluster()), verbose=0, return_dict=True)
+    assert rows[-1]["val_top1_error"] == pytest.approx(1.0 - whole["top1"], abs=1e-6)
+    assert rows[-1]["val_loss"] == pytest.approx(whole["loss"], rel=1e-4)
+    subset = training.validation_batches(cfg, data, parallel.Cluster(), VAL_SUBSET)
+    labels = np.concatenate([batch_labels for _, batch_labels in subset.as_numpy_iterator()])
+    assert len(labels) == VAL_SUBSET
+    chosen = set(probe_indices(data.counts["val"], VAL_SUBSET).tolist())
+    val_labels = [label for _, label in parsed_records(data, "val").as_numpy_iterator()]
+    assert labels.tolist() == [val_labels[index] for index in sorted(chosen)]
 
 
 def test_the_probe_is_a_fixed_subset_of_the_train_split(prepared):

@@ -21,9 +21,11 @@ if TYPE_CHECKING:  # checkpoint.py imports this module
 HISTORY_COLUMNS = (
     "epoch", "loss", "top1_error", "top5_error", "val_loss", "val_top1_error", "val_top5_error",
     "train_eval_top1_error", "train_eval_top5_error", "learning_rate", "seconds", "images_per_second",
+    "val_images",
 )  # fmt: skip
 # top1_error/top5_error: Keras' running metric over the epoch, with dropout and augmentation on (the curves).
 # train_eval_*: the same model after the epoch, in inference mode on a fixed train subset (the claims).
+# val_images: the val images behind the epoch's val_* (train.validation_images; the last epoch: all of them).
 
 
 def learning_rate_of(optimizer) -> float:
@@ -78,6 +80,29 @@ class StepSchedule(keras.callbacks.Callback):
         self.model.optimizer.learning_rate.assign(self.rate(epoch))
 
 
+class WholeValidationAtTheEnd(keras.callbacks.Callback):
+    """train.validation_images: fit validates each epoch on a fixed val subset (the curves; a 1,000-image
+    subset costs a quarter of the whole Imagenette split), and the run's last epoch here on the whole split,
+    whose val_loss/val_top1/val_top5 replace the subset's in the logs before the schedule and the recorder read
+    them. So the final row, the train-val gap and MLflow's last values are the whole split's. Writes the
+    epoch's val_images into the logs either way."""
+
+    def __init__(self, whole: tf.data.Dataset, last_epoch: int, per_epoch_images: int, all_images: int):
+        super().__init__()
+        self.whole, self.last_epoch = whole, last_epoch
+        self.per_epoch_images, self.all_images = per_epoch_images, all_images
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        if epoch == self.last_epoch and self.per_epoch_images < self.all_images:
+            results = self.model.evaluate(self.whole, verbose=0, return_dict=True)
+            logs.update({f"val_{name}": value for name, value in results.items()})
+            logs["val_images"] = self.all_images
+        else:
+            logs["val_images"] = self.per_epoch_images
+
+
 class TrainErrorProbe(keras.callbacks.Callback):
     """After each epoch: top-1/top-5 error on a fixed train subset in inference mode (no dropout, no
     augmentation, centre crop), written into the epoch's logs as train_eval_top1/top5_error."""
@@ -85,20 +110,28 @@ class TrainErrorProbe(keras.callbacks.Callback):
     def __init__(self, batches: tf.data.Dataset | None):
         super().__init__()
         self.batches = batches
+        self.labels = None  # the subset is fixed: its labels are read once, not in a second pass per epoch
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and self.batches is not None:
-            logs.update(inference_errors(self.model, self.batches))
+            if self.labels is None:
+                self.labels = dataset_labels(self.batches)
+            logs.update(inference_errors(self.model, self.batches, self.labels))
 
 
-def inference_errors(model, batches: tf.data.Dataset) -> dict[str, float]:
-    """Top-1/top-5 error of `model` (training=False) over (images, labels) batches.
+def dataset_labels(batches: tf.data.Dataset) -> np.ndarray:
+    return np.concatenate([batch_labels.numpy() for _, batch_labels in batches])
+
+
+def inference_errors(model, batches: tf.data.Dataset, labels: np.ndarray | None = None) -> dict[str, float]:
+    """Top-1/top-5 error of `model` (training=False) over (images, labels) batches; `labels`, the batches' own
+    labels in order, saves a pass over them.
 
     model.predict runs the compiled inference function over the same batches: twice the speed of eager
     `model(images)` calls and, in float32 on one device, the same logits bit for bit.
     """
     logits = np.asarray(model.predict(batches, verbose=0), np.float32)
-    labels = np.concatenate([batch_labels.numpy() for _, batch_labels in batches])
+    labels = dataset_labels(batches) if labels is None else labels
     top = np.argsort(-logits, axis=1, kind="stable")[:, : min(5, logits.shape[1])]
     return {
         "train_eval_top1_error": float(np.mean(top[:, 0] != labels)),
@@ -153,6 +186,7 @@ class EpochRecorder(keras.callbacks.Callback):
             "learning_rate": self.learning_rate,  # logged here: a LossScaleOptimizer hides it
             "seconds": seconds,
             "images_per_second": self.images_per_epoch / seconds,
+            "val_images": float(logs.get("val_images", float("nan"))),
         }
         self.rows.append(row)
         write_history(self.run.history_file, self.rows)

@@ -119,6 +119,7 @@ class TrainConfig(Section):
     shuffle_buffer: PositiveInt
     backend: Literal["tensorflow", "jax"]
     train_error_images: Annotated[int, Field(ge=0)]
+    validation_images: PositiveInt | None
     validation_batch_size: PositiveInt
 
     @model_validator(mode="after")

@@ -14,11 +14,18 @@ import keras
 import tensorflow as tf
 
 from alexnet import parallel
-from alexnet.callbacks import EpochRecorder, TrainErrorProbe, learning_rate_schedule, val_passes
+from alexnet.callbacks import (
+    EpochRecorder,
+    TrainErrorProbe,
+    WholeValidationAtTheEnd,
+    learning_rate_schedule,
+    val_passes,
+)
 from alexnet.checkpoint import CheckpointWriter, TrainingRun, load_checkpoint
 from alexnet.config import Config
 from alexnet.data.input import (
     PreparedData,
+    centre_subset,
     eval_dataset,
     fits_in_memory,
     steps_per_epoch,
@@ -45,13 +52,18 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
         first_epoch, cfg.train.epochs, cfg.train.shuffle_buffer, deterministic=cfg.train.deterministic,
         shard=(cluster.process, cluster.processes),
     )  # fmt: skip
-    val_batches = validation_batches(cfg, data, cluster)
+    val_images = per_epoch_val_images(cfg, data)
+    whole_val = validation_batches(cfg, data, cluster)
+    subset = val_images < data.counts["val"]
+    val_batches = validation_batches(cfg, data, cluster, val_images) if subset else whole_val
+    validation = WholeValidationAtTheEnd(whole_val, cfg.train.epochs - 1, val_images, data.counts["val"])
     rows = list(state["history"]) if state else []
     schedule = learning_rate_schedule(cfg, state)
     trainings = len(cfg.ablations.run) * len(cfg.ablations.seeds)
     # JAX's saving is not thread-safe ('NoneType' object is not callable from a thread): it saves in line.
     writer = CheckpointWriter(run) if runtime.backend == "tensorflow" else None
-    eval_passes = val_passes(cfg, data.counts["train"], data.counts["val"])
+    # the estimate times this epoch's validation: as passes over the val subset, with the last epoch's whole one
+    eval_passes = (val_passes(cfg, data.counts["train"], data.counts["val"]) + subset) * data.counts["val"] / val_images
     recorder = EpochRecorder(
         run, steps * cfg.train.batch_size, schedule, tracker, rows, cfg.train.epochs, trainings, writer, eval_passes
     )
@@ -67,7 +79,7 @@ def train(cfg: Config, data: PreparedData, run: TrainingRun, tracker, state: dic
             initial_epoch=first_epoch,
             steps_per_epoch=steps,
             validation_data=val_batches,
-            callbacks=[callback for callback in (writer, schedule, probe, recorder) if callback],
+            callbacks=[callback for callback in (writer, validation, schedule, probe, recorder) if callback],
             verbose=verbose,
         )
     finally:
@@ -94,12 +106,24 @@ def prepare_model(
     return model, runtime
 
 
-def validation_batches(cfg: Config, data: PreparedData, cluster: parallel.Cluster) -> tf.data.Dataset:
-    """The val centre crops for each epoch's validation, decoded once and kept in memory where they fit."""
-    cache = fits_in_memory(data.counts["val"], cfg.train.crop)
+def per_epoch_val_images(cfg: Config, data: PreparedData) -> int:
+    """How many val images each epoch's validation scores: train.validation_images, or all (null or more)."""
+    wanted = cfg.train.validation_images
+    return data.counts["val"] if wanted is None else min(wanted, data.counts["val"])
+
+
+def validation_batches(
+    cfg: Config, data: PreparedData, cluster: parallel.Cluster, images: int | None = None
+) -> tf.data.Dataset:
+    """The val centre crops for each epoch's validation, decoded once and kept in memory where they fit: all
+    of them, or the fixed subset of `images` (train.validation_images)."""
     batch_size = cfg.train.validation_batch_size
-    batches = eval_dataset(data, cfg.train.crop, batch_size, cache=cache)
-    return per_epoch_pass(parallel.even_batches(batches, batch_size, data.counts["val"], cluster))
+    if images is None:
+        images = data.counts["val"]
+        batches = eval_dataset(data, cfg.train.crop, batch_size, cache=fits_in_memory(images, cfg.train.crop))
+    else:
+        batches = centre_subset(data, "val", cfg.train.crop, images, batch_size)
+    return per_epoch_pass(parallel.even_batches(batches, batch_size, images, cluster))
 
 
 def per_epoch_pass(dataset: tf.data.Dataset) -> tf.data.Dataset:

@@ -294,11 +294,15 @@ def eval_dataset(
     records = parsed_records(data, split)
     if ten_crop:
         images = records.map(ten_cropped, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        crops = records.map(centre_crop, num_parallel_calls=tf.data.AUTOTUNE)
-        crops = crops.cache() if cache else crops
-        images = crops.map(lambda image, label: (tf.cast(image, tf.float32) - mean_crop, label))
-    return images.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return images.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    crops = records.map(centre_crop, num_parallel_calls=tf.data.AUTOTUNE)
+    crops = crops.cache() if cache else crops
+    return centred_batches(crops, mean_crop, batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def centred_batches(crops: tf.data.Dataset, mean_crop, batch_size: int) -> tf.data.Dataset:
+    """uint8 (crop, label) elements as float32 batches less the mean crop: one op per batch, not a call per image."""
+    return crops.batch(batch_size).map(lambda images, labels: (tf.cast(images, tf.float32) - mean_crop, labels))
 
 
 def fits_in_memory(images: int, crop: int, limit_bytes: int = IN_MEMORY_LIMIT_BYTES) -> bool:
@@ -306,16 +310,23 @@ def fits_in_memory(images: int, crop: int, limit_bytes: int = IN_MEMORY_LIMIT_BY
     return images * crop * crop * 3 <= limit_bytes
 
 
-def probe_indices(train_count: int, count: int) -> np.ndarray:
-    """The sorted record indices (in shard order) of the fixed train subset: seeded, the same for every run."""
-    return np.sort(np.random.default_rng(PROBE_SEED).choice(train_count, min(count, train_count), replace=False))
+def probe_indices(count_in_split: int, count: int) -> np.ndarray:
+    """The sorted record indices (in shard order) of a fixed subset of a split: seeded, the same for every run.
+    The train subset is the probe's; the val subset, train.validation_images, the per-epoch validation's."""
+    return np.sort(np.random.default_rng(PROBE_SEED).choice(count_in_split, min(count, count_in_split), replace=False))
 
 
 def train_probe(data: PreparedData, crop: int, count: int, batch_size: int) -> tf.data.Dataset:
     """(images, labels) batches of `count` train images as evaluation sees val ones: centre crop, mean
     subtracted, no augmentation. The decoded crops are cached (uint8) after the first pass."""
-    chosen = np.zeros(data.counts["train"], bool)
-    chosen[probe_indices(data.counts["train"], count)] = True
+    return centre_subset(data, "train", crop, count, batch_size)
+
+
+def centre_subset(data: PreparedData, split: str, crop: int, count: int, batch_size: int) -> tf.data.Dataset:
+    """(images, labels) batches of a fixed subset of `count` images of `split` (probe_indices), centre-cropped
+    and mean-subtracted as eval_dataset's; the decoded crops are cached (uint8) after the first pass."""
+    chosen = np.zeros(data.counts[split], bool)
+    chosen[probe_indices(data.counts[split], count)] = True
     chosen = tf.constant(chosen)
     start = (data.size - crop) // 2
     mean_crop = tf.constant(data.mean_image[start : start + crop, start : start + crop, :])
@@ -324,9 +335,9 @@ def train_probe(data: PreparedData, crop: int, count: int, batch_size: int) -> t
         window = tf.stack([start, start, crop, crop])
         return tf.io.decode_and_crop_jpeg(encoded, window, channels=3), label
 
-    records = parsed_records(data, "train").enumerate().filter(lambda index, _: tf.gather(chosen, index))
+    records = parsed_records(data, split).enumerate().filter(lambda index, _: tf.gather(chosen, index))
     crops = records.map(lambda _, parsed: centre(*parsed), num_parallel_calls=tf.data.AUTOTUNE).cache()
-    return crops.map(lambda image, label: (tf.cast(image, tf.float32) - mean_crop, label)).batch(batch_size)
+    return centred_batches(crops, mean_crop, batch_size)
 
 
 def ten_crops(image, crop: int):
