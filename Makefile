@@ -155,6 +155,7 @@ bench: setup
 	$(BIN)/python bench/epoch_time.py
 	$(BIN)/python bench/lrn.py
 	$(BIN)/python bench/optimizer_update.py
+	$(BIN)/python bench/lrn_in_step.py
 
 clean:
 	rm -rf $(VENV)
