@@ -28,7 +28,7 @@ GPU_CANDIDATES = ("mixed_float16", "mixed_bfloat16")
 CACHE_FOLDER = "precision"
 # Part of the cache key: raise it when a change makes one policy faster against the other (the bfloat16 LRN
 # form made mixed_bfloat16 up to 1.4x faster on AMX CPUs; 3: the XLA optimizer update, up to 1.17x more for
-# bfloat16; 4: the masked-shift float32 LRN, 1.7x faster on AVX-512), so that cached choices are timed again.
+# bfloat16; 4: the masked-shift float32 LRN, 1.24-1.31x faster on AVX-512), so that cached choices are timed again.
 TIMING_REVISION = 4
 
 
