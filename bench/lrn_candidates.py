@@ -14,7 +14,7 @@ import functools
 import tensorflow as tf
 
 from alexnet.model.lrn import band_matrix
-from alexnet.model.lrn_tensorflow import xla_passes
+from alexnet.model.lrn_tensorflow import with_gradient, xla_passes
 
 
 def band_matmul_form(inputs, depth: int, k: float, alpha: float, beta: float, groups: int):
@@ -45,14 +45,7 @@ def band_matmul_form(inputs, depth: int, k: float, alpha: float, beta: float, gr
 
 
 def padded_towers_form(inputs, depth: int, k: float, alpha: float, beta: float, groups: int):
-    forward, backward = _padded_towers_passes(depth, k, alpha, beta, groups, inputs.shape[-1] // groups)
-
-    @tf.autograph.experimental.do_not_convert
-    @tf.custom_gradient
-    def normalize(x):
-        return forward(x), lambda upstream: backward(x, upstream)
-
-    return normalize(inputs)
+    return with_gradient(inputs, *_padded_towers_passes(depth, k, alpha, beta, groups, inputs.shape[-1] // groups))
 
 
 @functools.cache

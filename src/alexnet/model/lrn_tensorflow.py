@@ -42,7 +42,11 @@ def local_response_normalization(inputs, depth: int, k: float, alpha: float, bet
 
 def fused_form(inputs, depth: int, k: float, alpha: float, beta: float, groups: int, width: int):
     """The float32 form, in any dtype: each pass one XLA loop (bench/lrn.py times it in bfloat16 too)."""
-    forward, backward = _compiled(depth, k, alpha, beta, groups, width)
+    return with_gradient(inputs, *_compiled(depth, k, alpha, beta, groups, width))
+
+
+def with_gradient(inputs, forward, backward):
+    """forward(inputs), differentiated by backward(inputs, upstream): the hand-written gradient keeps only x."""
 
     @tf.autograph.experimental.do_not_convert
     @tf.custom_gradient
