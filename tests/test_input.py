@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -152,17 +153,17 @@ SIZE, CROP = 20, 16
 AUGMENT = AugmentConfig(random_crop=True, flip=True, pca_lighting=0.1)
 
 
-def _draws(seed=0, epoch=3, count=N_DRAWS, augment=AUGMENT):
-    """(offsets [n, 2], flips [n], alphas [n, 3]) of images 0..n-1 of one epoch, as training draws them."""
+def _draws(seed=0, epoch=3, count=N_DRAWS, augment=AUGMENT, batch_size=128):
+    """(offsets [n, 2], flips [n], alphas [n, 3]) of images 0..n-1 of one epoch, as training draws them: a batch
+    of draws at a time."""
     import tensorflow as tf
 
-    from alexnet.data.input import augmentation_draws, image_key
+    from alexnet.data.input import batch_draws, epoch_key
 
-    draws = tf.data.Dataset.range(count).map(
-        lambda index: augmentation_draws(image_key(seed, epoch, index), SIZE, CROP, augment)
-    )
-    offsets, flips, alphas = next(iter(draws.batch(count)))
-    return offsets.numpy(), flips.numpy().astype(np.float64), alphas.numpy().astype(np.float64)
+    batches = [batch_draws(epoch_key(seed, epoch), batch, batch_size, SIZE, CROP, augment)
+               for batch in range(-(-count // batch_size))]  # fmt: skip
+    offsets, flips, alphas = (tf.concat(parts, 0)[:count].numpy() for parts in zip(*batches, strict=True))
+    return offsets, flips.astype(np.float64), alphas.astype(np.float64)
 
 
 def test_crop_offsets_cover_every_position_evenly():
@@ -228,20 +229,40 @@ def test_draws_are_uncorrelated_across_neighbours_purposes_and_epochs():
     assert all(abs(r) < NOISE for r in correlated.values()), {k: r for k, r in correlated.items() if abs(r) >= NOISE}
 
 
-def test_no_two_images_or_purposes_share_a_key():
+def test_no_two_batches_or_purposes_share_a_key():
     """Uncorrelated values are not enough: the old flip of image i drew on image i+1's crop bits (another
-    transform of them, so no correlation showed). Every (seed, epoch, index, purpose) has its own key."""
+    transform of them, so no correlation showed). Every (seed, epoch, batch, purpose) has its own key, and the
+    images of a batch have their own rows of its draws."""
     import tensorflow as tf
 
-    from alexnet.data.input import draw_keys, image_key
+    from alexnet.data.input import draw_keys, epoch_key
 
-    def every_key(index):
-        keys = [key for seed in (0, 1) for epoch in (0, 1, 2) for key in draw_keys(image_key(seed, epoch, index))]
-        return tf.data.Dataset.from_tensor_slices(tf.stack(keys))
+    keys = [key for seed in (0, 1) for epoch in (0, 1, 2) for batch in range(300)
+            for key in draw_keys(tf.random.experimental.stateless_fold_in(epoch_key(seed, epoch), batch))]  # fmt: skip
+    assert len({tuple(key) for key in tf.stack(keys).numpy().tolist()}) == 2 * 3 * 300 * 3
+    _, _, alphas = _draws(count=256)
+    assert len({tuple(row) for row in alphas.tolist()}) == 256
 
-    keys = tf.data.Dataset.range(1000).flat_map(every_key)
-    unique = {tuple(key) for key in next(iter(keys.batch(6 * 3 * 1000))).numpy().tolist()}
-    assert len(unique) == 6 * 3 * 1000
+
+def test_an_images_draws_are_its_row_of_its_batchs_draws():
+    """The decode path draws per image, the in-memory path per batch, and a data-parallel process holds every
+    count-th image of a batch: each gets the same row of the global batch's draws."""
+    import tensorflow as tf
+
+    from alexnet.data.input import ImageDraws
+
+    eigenvalues, eigenvectors = np.array([0.05, 0.01, 0.002], np.float32), np.eye(3, dtype=np.float32)
+    data = SimpleNamespace(size=SIZE, mean_image=np.zeros((SIZE, SIZE, 3), np.float32), eigenvalues=eigenvalues,
+                           eigenvectors=eigenvectors)  # fmt: skip
+    draws = ImageDraws(data, AUGMENT, CROP, batch_size=8)
+    whole = [value.numpy() for value in draws.of_batch(0, 2, tf.range(16, 24, dtype=tf.int64))]
+    second_of_two = [value.numpy() for value in draws.of_batch(0, 2, tf.range(17, 24, 2, dtype=tf.int64))]
+    one_image = [value.numpy() for value in draws.of_image(0, 2, tf.constant(21, tf.int64))]
+    for full, shard, image in zip(whole, second_of_two, one_image, strict=True):
+        np.testing.assert_array_equal(full[1::2], shard)
+        np.testing.assert_array_equal(full[5], image)
+    previous_batch_lighting = draws.of_batch(0, 2, tf.range(8, 16, dtype=tf.int64))[2].numpy()
+    assert not np.isclose(whole[2], previous_batch_lighting).any()
 
 
 def test_same_key_same_draws():
