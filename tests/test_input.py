@@ -128,6 +128,17 @@ def test_in_memory_batches_are_the_records_batches(sorted_source, seed):
         assert not differ[:, 1:-1, 1:-1].any() and differ.mean() < 0.1, differ.mean()  # 3% here: the edge
 
 
+def test_the_decoded_split_is_in_the_dataset_graph_once_however_many_epochs(sorted_source):
+    """One crop map for all epochs: a map per epoch captured the split once per epoch, and tf.data serialises
+    its graph when an iterator starts (6 s and a copy of the split per epoch of the default profile)."""
+    from alexnet.data.input import decoded_split, train_dataset
+
+    split_bytes = decoded_split(sorted_source, "train")[0].nbytes
+    dataset = train_dataset(sorted_source, AUGMENT, 12, BATCH, 0, 0, 6, shuffle_buffer=128)
+    graph_bytes = len(dataset._as_serialized_graph().numpy())
+    assert split_bytes < graph_bytes < 2 * split_bytes, (graph_bytes, split_bytes)
+
+
 def test_prepared_square_is_the_image_a_shard_holds(sorted_source):
     """What predict needs to see an image as evaluation does: the file's bytes through preprocess's own decode,
     resize, crop and JPEG round trip give exactly the shard's image."""

@@ -149,10 +149,9 @@ def train_dataset(
         elements = shard_elements(epoch_file_order(files, seed, epoch))
         elements = elements.shuffle(shuffle_buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
         elements = elements.take(steps * batch_size).enumerate().shard(shard_count, shard_index)
-        if in_memory:
+        if in_memory:  # the epoch rides with each batch: one map for all epochs captures the split once
             batches = elements.batch(batch_size // shard_count, drop_remainder=True)
-            return batches.map(lambda indices, positions: draws.crop_batch(
-                split_images, split_labels, positions, *draws.of_batch(seed, epoch, indices)), **parallel)  # fmt: skip
+            return batches.map(lambda indices, positions: (tf.constant(epoch, tf.int64), indices, positions))
         decoded = elements.map(lambda index, record: draws.decode_one(record, *draws.of_image(seed, epoch, index)),
                                **parallel)  # fmt: skip
         return decoded.batch(batch_size // shard_count, drop_remainder=True)
@@ -162,7 +161,11 @@ def train_dataset(
     parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     draws = ImageDraws(data, augment, crop, batch_size)
     epochs = [epoch_batches(epoch) for epoch in range(first_epoch, last_epoch)]  # no batch spans two epochs
-    return functools.reduce(tf.data.Dataset.concatenate, epochs).prefetch(tf.data.AUTOTUNE)
+    batches = functools.reduce(tf.data.Dataset.concatenate, epochs)
+    if in_memory:
+        batches = batches.map(lambda epoch, indices, positions: draws.crop_batch(
+            split_images, split_labels, positions, *draws.of_batch(seed, epoch, indices)), **parallel)  # fmt: skip
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 class ImageDraws:
