@@ -169,9 +169,9 @@ def _draws(seed=0, epoch=3, count=N_DRAWS, augment=AUGMENT, batch_size=128):
     of draws at a time."""
     import tensorflow as tf
 
-    from alexnet.data.input import batch_draws, epoch_key
+    from alexnet.data.input import batch_draws, batch_key
 
-    batches = [batch_draws(epoch_key(seed, epoch), batch, batch_size, SIZE, CROP, augment)
+    batches = [batch_draws(batch_key(seed, epoch, batch), batch_size, SIZE, CROP, augment)
                for batch in range(-(-count // batch_size))]  # fmt: skip
     offsets, flips, alphas = (tf.concat(parts, 0)[:count].numpy() for parts in zip(*batches, strict=True))
     return offsets, flips.astype(np.float64), alphas.astype(np.float64)
@@ -246,10 +246,10 @@ def test_no_two_batches_or_purposes_share_a_key():
     images of a batch have their own rows of its draws."""
     import tensorflow as tf
 
-    from alexnet.data.input import draw_keys, epoch_key
+    from alexnet.data.input import batch_key, draw_keys
 
     keys = [key for seed in (0, 1) for epoch in (0, 1, 2) for batch in range(300)
-            for key in draw_keys(tf.random.experimental.stateless_fold_in(epoch_key(seed, epoch), batch))]  # fmt: skip
+            for key in draw_keys(batch_key(seed, epoch, batch))]  # fmt: skip
     assert len({tuple(key) for key in tf.stack(keys).numpy().tolist()}) == 2 * 3 * 300 * 3
     _, _, alphas = _draws(count=256)
     assert len({tuple(row) for row in alphas.tolist()}) == 256

@@ -184,7 +184,7 @@ class ImageDraws:
         """(crop offsets [n, 2], flips [n], the lighting's RGB offsets [n, 3]) of the images at `indices` (their
         positions in the epoch) of one global batch."""
         batch = indices[0] // self.batch_size
-        offsets, flips, alphas = batch_draws(epoch_key(seed, epoch), batch, self.batch_size, self.size, self.crop,
+        offsets, flips, alphas = batch_draws(batch_key(seed, epoch, batch), self.batch_size, self.size, self.crop,
                                              self.augment)  # fmt: skip
         rows = indices % self.batch_size
         return tf.gather(offsets, rows), tf.gather(flips, rows), self.lighting(tf.gather(alphas, rows))
@@ -258,9 +258,10 @@ def epoch_file_order(files: list[str], seed: int, epoch: int) -> list[str]:
     return sorted(files, key=lambda path: hashlib.sha256(f"{seed}|{epoch}|{Path(path).name}".encode()).hexdigest())
 
 
-def epoch_key(seed: int, epoch):
-    """The stateless key of one epoch of one run: seed, then epoch folded in."""
-    return tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64), tf.cast(epoch, tf.int64))
+def batch_key(seed: int, epoch, batch):
+    """The stateless key of one batch of one epoch of one run: seed, then epoch, then batch folded in."""
+    key = tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64), tf.cast(epoch, tf.int64))
+    return tf.random.experimental.stateless_fold_in(key, tf.cast(batch, tf.int64))
 
 
 def draw_keys(key):
@@ -268,13 +269,13 @@ def draw_keys(key):
     return [tf.random.experimental.stateless_fold_in(key, purpose) for purpose in (CROP, FLIP, LIGHTING)]
 
 
-def batch_draws(key, batch, batch_size: int, size: int, crop: int, augment: AugmentConfig):
-    """(crop offsets [b, 2], flips [b], lighting alphas [b, 3]) of the b = batch_size images of one batch of the
-    epoch whose key is `key`, a row per image, each purpose from its own key.
+def batch_draws(key, batch_size: int, size: int, crop: int, augment: AugmentConfig):
+    """(crop offsets [b, 2], flips [b], lighting alphas [b, 3]) of the b = batch_size images of the batch whose key
+    is `key` (batch_key), a row per image, each purpose from its own key.
 
     Sec. 4.1: a random crop of the `size` square, a horizontal flip half of the time, and alpha ~ N(0, std).
     """
-    crop_key, flip_key, lighting_key = draw_keys(tf.random.experimental.stateless_fold_in(key, batch))
+    crop_key, flip_key, lighting_key = draw_keys(key)
     if augment.random_crop:
         offsets = tf.random.stateless_uniform([batch_size, 2], seed=crop_key, maxval=size - crop + 1, dtype=tf.int32)
     else:
