@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -44,26 +46,31 @@ def five_epochs(params: dict) -> None:
     params["train"]["epochs"] = 5
 
 
-def metric_cell(value: float) -> str:
-    """How the runs table prints a metric: the leading digits of its value."""
-    return f"{value:.4f}"[:5]
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
-def runs_table_text(page, cells: list[str], timeout_ms: int = 60_000) -> str:
-    """The runs table's text once it shows every cell, or after a bounded wait (the asserts then say what is missing).
+def shows_value(text: str, value: float) -> bool:
+    """Whether the runs table's text holds the metric's value, however it prints it.
+
+    The grid prints JavaScript's form of the number ("0.3333333134651184", "-1.986821490662649e-8"), which is not
+    Python's ("-1.986821490662649e-08"), so compare numbers, not strings.
+    """
+    return any(math.isclose(float(token), value, rel_tol=1e-6, abs_tol=1e-12) for token in NUMBER.findall(text))
+
+
+def runs_table_text(page, values: list[float], timeout_ms: int = 60_000) -> str:
+    """The runs table's text once it shows every value, or after a bounded wait (the asserts then say what is missing).
 
     The grid draws run names before their metric values arrive: on a loaded CI machine a table read as soon as
     the names show can still hold "-" in every metric cell.
     """
-    expect = pytest.importorskip("playwright.sync_api").expect
     table = page.locator(".ag-root").first
     deadline = time.monotonic() + timeout_ms / 1000
-    for cell in cells:
-        try:
-            expect(table).to_contain_text(cell, timeout=max(1, (deadline - time.monotonic()) * 1000))
-        except AssertionError:
-            break
-    return table.inner_text()
+    while True:
+        text = table.inner_text()
+        if all(shows_value(text, value) for value in values) or time.monotonic() > deadline:
+            return text
+        page.wait_for_timeout(500)
 
 
 @pytest.mark.slow
@@ -83,7 +90,7 @@ def test_ui_opens_the_study_view_with_key_metrics_and_overlaid_curves(tmp_path):
             "select run_uuid from runs where name = 'baseline-s0' and lifecycle_stage = 'active'"
         ).fetchone()
         metrics = dict(db.execute("select key, value from latest_metrics where run_uuid = ?", (baseline_id,)))
-    key_cells = [metric_cell(metrics[column]) for column in KEY_COLUMNS]
+    key_values = [metrics[column] for column in KEY_COLUMNS]
     (port,) = free_ports()
     # Its own session: `mlflow ui` forks workers and job consumers, and all of them must stop with it.
     log = tmp_path / "ui.log"
@@ -101,14 +108,14 @@ def test_ui_opens_the_study_view_with_key_metrics_and_overlaid_curves(tmp_path):
             page.goto(study_url)
             page.get_by_text("baseline-s0").first.wait_for(timeout=90_000)
             page.get_by_role("button", name="Close").last.click()  # the assistant panel
-            table = runs_table_text(page, key_cells)
+            table = runs_table_text(page, key_values)
             page.get_by_text("Override saved view").click()
 
             page.goto(f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs")
             page.reload()  # a fresh page: what it shows now comes from the browser's saved view, not memory
             page.get_by_text("train_val_gap").first.wait_for(timeout=90_000)
             page.get_by_text("baseline-s0").first.wait_for(timeout=60_000)
-            reopened = runs_table_text(page, key_cells)
+            reopened = runs_table_text(page, key_values)
             page.screenshot(path=SCREENSHOTS / "mlflow-runs.png")
 
             page.goto(f"http://127.0.0.1:{port}/#/experiments/{experiment_id}/runs?compareRunsMode=CHART")
@@ -128,7 +135,8 @@ def test_ui_opens_the_study_view_with_key_metrics_and_overlaid_curves(tmp_path):
     for name, view in (("the study view", table), ("the saved view after reload", reopened)):
         for column in KEY_COLUMNS:
             assert column in view, f"{column} is not a column of the runs table in {name}"
-            assert metric_cell(metrics[column]) in view, f"{column}'s value is not shown in {name} after 60 s"
+            value = metrics[column]
+            assert shows_value(view, value), f"{column}'s value {value} is not shown in {name} after 60 s"
         assert "prepared-train" in view, "the Dataset column names the prepared data"
     for run_name in ("baseline-s0", "no_lrn-s0"):
         assert f"{run_name} (val_top1_error)" in charts, f"{run_name}'s val error curve is not in the chart"
