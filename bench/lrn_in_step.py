@@ -1,7 +1,8 @@
 """What LRN costs inside the float32 paper-net step (224 px, batch 64, two towers, 2 threads), and how much of it
-any separate layer would cost: the paper net with its LRN, with LRN replaced by a layer that only copies its
-input (one XLA loop forward, one backward, the same hand-written-gradient structure), with a plain TensorFlow
-copy, and without the layer. The copy's cost is memory traffic, the floor under any LRN that is its own layer.
+any separate layer would cost: the paper net with its LRN, with LRN replaced by a layer that only applies the
+ReLU and copies (one XLA loop forward, one backward, the same hand-written-gradient structure), with a plain
+TensorFlow copy, and without the layer (the convolution applies its ReLU). The copy's cost is memory traffic,
+the floor under any LRN that is its own layer.
 Medians of interleaved rounds; JSON in bench/results/.
 
     python bench/lrn_in_step.py            # 3 rounds of 6 timed steps per net, about 4 minutes on 2 cores
@@ -25,23 +26,25 @@ HERE = Path(__file__).resolve().parent
 
 
 def copies():
+    """Layers that only copy, as LRN's stand-ins: like LRN they take the convolution's linear output and apply its
+    ReLU (forward max(x, 0), backward the gradient where x > 0)."""
     import tensorflow as tf
 
     from alexnet.model.lrn_tensorflow import with_gradient
 
     def forward(x):
-        return x * 1.0001
+        return tf.nn.relu(x) * 1.0001
 
     def backward(x, upstream):  # reads what LRN's backward reads
-        return upstream * 0.9999 + x * 1e-9
+        return tf.where(x > 0, upstream * 0.9999 + x * 1e-9, tf.zeros_like(upstream))
 
     compiled = tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     xla_forward, xla_backward = compiled(forward), compiled(backward)
 
-    def xla_copy(inputs, *settings):
+    def xla_copy(inputs, *settings, rectify=True):
         return with_gradient(inputs, xla_forward, xla_backward)
 
-    def plain_copy(inputs, *settings):
+    def plain_copy(inputs, *settings, rectify=True):
         return with_gradient(inputs, forward, backward)
 
     return xla_copy, plain_copy

@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -20,6 +21,8 @@ CASES = [
     {"groups": 2},
     {"alpha_over_n": True, "beta": 0.5, "k": 1.0},
     {"depth": 3, "groups": 4},
+    {"activation": "relu", "groups": 2},  # the model's LRN: it applies the convolution's ReLU itself
+    {"activation": "tanh"},
 ]
 
 
@@ -148,7 +151,7 @@ def test_eager_calls_reuse_one_trace_of_the_compiled_passes():
     layer.build(x.shape)
     for _ in range(4):
         layer(x)
-    forward, _ = _compiled(layer.depth, layer.k, layer.alpha, layer.beta, layer.groups, 11)
+    forward, _ = _compiled(layer.depth, layer.k, layer.alpha, layer.beta, layer.groups, 11, False)
     traced = forward.experimental_get_tracing_count()
     for batch in (3, 7, 2):
         layer(tf.random.stateless_normal((batch, 5, 5, 22), seed=(batch, 2)))
@@ -167,5 +170,68 @@ def test_bfloat16_eager_calls_reuse_one_trace_of_each_pass():
             tape.watch(x)
             y = layer(x)
         tape.gradient(y, x)
-    passes = _bfloat16_passes(layer.depth, layer.k, layer.alpha, layer.beta, 13)[1:]
+    passes = _bfloat16_passes(layer.depth, layer.k, layer.alpha, layer.beta, 13, False)[1:]
     assert [one.experimental_get_tracing_count() for one in passes] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_the_relu_inside_lrn_equals_relu_then_lrn_in_value_and_gradient(dtype):
+    """LRN with activation="relu" takes the convolution's linear output z: its value and its gradient with respect
+    to z must be the keras.ops form's (ReLU, then LRN) and those of TensorFlow's relu followed by the LRN without
+    one, in both precisions; the gradient is zero where z <= 0, as ReluGrad gives."""
+    layer = LocalResponseNormalization(groups=2, activation="relu")
+    plain = LocalResponseNormalization(groups=2)
+    z = tf.cast(tf.random.stateless_normal((2, 7, 7, 32), seed=(7, 8)) * 40, dtype)
+    z = tf.where(tf.abs(z) < 1, tf.zeros_like(z), z)  # some exact zeros: the ReLU's kink
+    upstream = tf.cast(tf.random.stateless_normal((2, 7, 7, 32), seed=(9, 10)), dtype)
+    for one in (layer, plain):
+        one.build(z.shape)
+
+    def as_numpy(pair):
+        return [tf.cast(t, tf.float32).numpy() for t in pair]
+
+    (ops_y, ops_grad), (fused_y, fused_grad) = map(as_numpy, both_forms_raw(layer.call_ops, layer.call, z, upstream))
+    _, (composed_y, composed_grad) = map(
+        as_numpy, both_forms_raw(layer.call_ops, lambda inputs: plain.call(tf.nn.relu(inputs)), z, upstream)
+    )
+    rtol, atol = {"float32": (1e-5, 1e-6), "bfloat16": (2e-2, 2e-2)}[dtype]
+    for y, grad in ((fused_y, fused_grad), (composed_y, composed_grad)):
+        np.testing.assert_allclose(y, ops_y, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(grad, ops_grad, rtol=rtol, atol=atol)
+    z = tf.cast(z, tf.float32).numpy()
+    assert (z < 0).mean() > 0.3 and (z == 0).any()
+    assert np.all(fused_y[z <= 0] == 0) and np.all(fused_grad[z <= 0] == 0)
+    assert np.count_nonzero(fused_grad[z > 0]) > 0.9 * np.count_nonzero(z > 0)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_a_net_whose_lrn_applies_the_relu_trains_as_conv_relu_then_lrn(policy):
+    """The model's layout (a linear convolution, then LRN with activation="relu") against the textbook one (the
+    convolution's own ReLU, then LRN): from the same weights, three SGD steps give the same weights."""
+    from alexnet.model import TowerConv2D
+
+    def net(fused: bool) -> keras.Model:
+        inputs = keras.Input((19, 19, 4))
+        conv = TowerConv2D(16, 5, strides=2, groups=2, activation=None if fused else "relu", dtype=policy,
+                           kernel_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=1))  # fmt: skip
+        lrn = LocalResponseNormalization(groups=2, activation="relu" if fused else None, dtype=policy)
+        x = keras.layers.MaxPooling2D(3, strides=2, dtype=policy)(lrn(conv(inputs)))
+        logits = keras.layers.Dense(5, kernel_initializer=keras.initializers.RandomNormal(stddev=0.1, seed=2))(
+            keras.layers.Flatten()(x)
+        )
+        model = keras.Model(inputs, logits)
+        model.compile(keras.optimizers.SGD(0.05, momentum=0.9),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+        return model
+
+    images = tf.random.stateless_normal((8, 19, 19, 4), seed=(11, 12)) * 20
+    labels = tf.range(8) % 5
+    models = [net(fused) for fused in (True, False)]
+    for model in models:
+        for _ in range(3):
+            model.train_on_batch(images, labels)
+    fused, textbook = ([w.numpy() for w in model.weights] for model in models)
+    changed = [w.numpy() for w in net(True).weights]
+    assert not np.allclose(fused[0], changed[0])  # the convolution's kernel trained
+    for a, b in zip(fused, textbook, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -90,6 +90,24 @@ def test_one_weird_trick_matches_torchvision(model_config):
     assert [model.get_layer(f"conv{i}").filters for i in range(1, 6)] == [64, 192, 384, 256, 256]
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_every_conv_output_is_activated_once_and_lrn_follows_the_activation(model_config, activation):
+    """Sec. 3.3: LRN "after applying the ReLU nonlinearity". With LRN, conv1 and conv2 are linear and lrn1 and lrn2
+    apply the activation before normalizing; without LRN every convolution applies it."""
+    for lrn in (True, False):
+        model = build_model(model_config(activation=activation, lrn=lrn), 4, 64)
+        activations = {f"conv{i}": model.get_layer(f"conv{i}").activation.__name__ for i in range(1, 6)}
+        linear = {"conv1", "conv2"} if lrn else set()
+        assert activations == {name: "linear" if name in linear else activation for name in activations}
+        normalizers = [layer for layer in model.layers if isinstance(layer, LocalResponseNormalization)]
+        assert [(layer.name, layer.activation) for layer in normalizers] == (
+            [("lrn1", activation), ("lrn2", activation)] if lrn else []
+        )
+        assert [layer.name for layer in model.layers if layer.name.startswith(("conv", "lrn", "pool"))] == (
+            ["conv1", "lrn1", "pool1", "conv2", "lrn2", "pool2"] if lrn else ["conv1", "pool1", "conv2", "pool2"]
+        ) + ["conv3", "conv4", "conv5", "pool5"]
+
+
 def test_layer_shapes_at_224(paper_model):
     sizes = spatial_sizes(paper_model)
     assert [sizes[name] for name in ("conv1", "pool1", "pool2", "conv3", "conv5", "pool5")] == [
@@ -156,9 +174,10 @@ def test_logits_are_float32_under_mixed_precision(model_config, float32_policy_a
 
 
 def test_tanh_activation(model_config):
-    model = build_model(model_config(activation="tanh"), 4, 64)
-    for name in ("conv1", "conv3", "conv5", "fc6", "fc7"):
+    model = build_model(model_config(activation="tanh", lrn=True), 4, 64)
+    for name in ("conv3", "conv5", "fc6", "fc7"):
         assert model.get_layer(name).activation is keras.activations.tanh
+    assert model.get_layer("lrn1").activation == "tanh"  # conv1's activation, applied before LRN
     assert model.get_layer("fc8").activation is keras.activations.linear
 
 

@@ -2,8 +2,8 @@
 
 Shapes at input_size=224 (two towers, width 1.0):
 
-    image 224x224x3 -> pad1 228 -> conv1 55x55x96 -> lrn1 -> pool1 27x27x96
-    -> conv2 27x27x256 (each tower sees its own 48 maps) -> lrn2 -> pool2 13x13x256
+    image 224x224x3 -> pad1 228 -> conv1 55x55x96 -> lrn1 (ReLU, then LRN) -> pool1 27x27x96
+    -> conv2 27x27x256 (each tower sees its own 48 maps) -> lrn2 (ReLU, then LRN) -> pool2 13x13x256
     -> conv3 13x13x384 (sees both towers) -> conv4 13x13x384 (own tower) -> conv5 13x13x256 (own tower)
     -> pool5 6x6x256 -> fc6 4096 -> drop6 -> fc7 4096 -> drop7 -> fc8 num_classes (logits, float32)
 
@@ -88,14 +88,15 @@ def build_model(cfg: ModelConfig, num_classes: int, input_size: int, seed: int |
     towers = cfg.towers
     c1, c2, c3, c4, c5 = (_scaled(channels, cfg.width, towers) for channels in CHANNELS[cfg.architecture])
     make = _Layers(cfg, seed)
-    conv, dense, lrn, pool, dropout = make.conv, make.dense, make.lrn, make.pool, make.dropout
+    conv, dense, pool, dropout = make.conv, make.dense, make.pool, make.dropout
+    normalized_conv = make.normalized_conv
 
     inputs = keras.Input((input_size, input_size, 3), name="image")
     # Sec. 3.5 says 224x224x3 in, 55x55 out of conv1; that arithmetic needs 227, so pad 2 each side
     # (as torchvision does): (224 + 4 - 11) // 4 + 1 = 55.
     x = layers.ZeroPadding2D(2, name="pad1")(inputs)
-    x = pool(lrn(conv(c1, 11, "conv1", strides=4, padding="valid")(x), "lrn1"), "pool1")
-    x = pool(lrn(conv(c2, 5, "conv2", groups=towers)(x), "lrn2"), "pool2")
+    x = pool(normalized_conv(c1, 11, "conv1", "lrn1", strides=4, padding="valid")(x), "pool1")
+    x = pool(normalized_conv(c2, 5, "conv2", "lrn2", groups=towers)(x), "pool2")
     x = conv(c3, 3, "conv3")(x)
     x = conv(c4, 3, "conv4", groups=towers)(x)
     x = conv(c5, 3, "conv5", groups=towers)(x)
@@ -120,10 +121,11 @@ class _Layers:
         # Sec. 3.4: overlapping pooling z=3, s=2; non-overlapping z=s=2 gives the same sizes (55, 27, 13, 6).
         self.pool_size = 3 if cfg.pooling == "overlapping" else 2
 
-    def conv(self, filters, kernel, name, strides=1, padding="same", groups=1):
+    def conv(self, filters, kernel, name, strides=1, padding="same", groups=1, activated=True):
         cfg = self.cfg
         return TowerConv2D(
-            filters, kernel, strides=strides, padding=padding, groups=groups, activation=cfg.activation,
+            filters, kernel, strides=strides, padding=padding, groups=groups,
+            activation=cfg.activation if activated else None,
             kernel_initializer=_weights(cfg, layer_seed(self.seed, name)), bias_initializer=_bias(cfg, name),
             name=name,
         )
@@ -134,11 +136,16 @@ class _Layers:
             bias_initializer=_bias(self.cfg, name), name=name, dtype=dtype,
         )
 
-    def lrn(self, x, name):
+    def normalized_conv(self, filters, kernel, name, lrn_name, **conv_args):
+        """The convolution, its activation, then LRN (Sec. 3.3: "after applying the ReLU nonlinearity"). With LRN
+        on, the LRN layer applies the activation: on TensorFlow it folds the ReLU's backward pass into its own."""
         cfg = self.cfg
         if not cfg.lrn:
-            return x
-        return LocalResponseNormalization(alpha_over_n=cfg.lrn_alpha_over_n, groups=cfg.towers, name=name)(x)
+            return self.conv(filters, kernel, name, **conv_args)
+        linear = self.conv(filters, kernel, name, activated=False, **conv_args)
+        lrn = LocalResponseNormalization(alpha_over_n=cfg.lrn_alpha_over_n, groups=cfg.towers,
+                                         activation=cfg.activation, name=lrn_name)  # fmt: skip
+        return lambda x: lrn(linear(x))
 
     def pool(self, x, name):
         # Small inputs (e.g. 56) leave pool5 a 2x2 map; 'same' padding then keeps one output instead of

@@ -19,6 +19,10 @@ class LocalResponseNormalization(keras.layers.Layer):
     groups > 1 keeps each window inside its own group of channels: with two towers each GPU normalized
     only its own kernel maps (Sec. 3.2). Computed in float32 (the squares underflow in float16), returned
     in the input dtype.
+
+    activation: applied to the inputs first (a = activation(inputs)), so the layer can take a convolution's
+    linear output: Sec. 3.3 normalizes "after applying the ReLU nonlinearity". With "relu" on TensorFlow the
+    ReLU runs inside LRN's own loops, forward and backward, which saves the ReLU's separate backward pass.
     """
 
     def __init__(
@@ -29,6 +33,7 @@ class LocalResponseNormalization(keras.layers.Layer):
         beta: float = 0.75,
         alpha_over_n: bool = False,
         groups: int = 1,
+        activation: str | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -40,6 +45,8 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.beta = beta
         self.alpha_over_n = alpha_over_n
         self.groups = groups
+        self.activation = activation
+        self._activate = keras.activations.get(activation)
         self._window = None
 
     def build(self, input_shape):
@@ -55,8 +62,10 @@ class LocalResponseNormalization(keras.layers.Layer):
         if keras.backend.backend() == "tensorflow":
             from alexnet.model.lrn_tensorflow import local_response_normalization
 
+            rectify = self.activation == "relu"
+            inputs = inputs if rectify else self._activate(inputs)
             return local_response_normalization(
-                inputs, self.depth, self.k, self._alpha(), self.beta, self.groups
+                inputs, self.depth, self.k, self._alpha(), self.beta, self.groups, rectify=rectify
             )
         return self.call_ops(inputs)
 
@@ -65,7 +74,7 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def call_ops(self, inputs):
         """The backend-neutral form (keras.ops, autodiff gradient)."""
-        x = ops.cast(inputs, "float32")
+        x = ops.cast(self._activate(inputs), "float32")
         alpha = self._alpha()
         square_sum = ops.matmul(ops.square(x), ops.convert_to_tensor(self._window))
         denominator = self.k + alpha * square_sum
@@ -88,6 +97,7 @@ class LocalResponseNormalization(keras.layers.Layer):
             "beta": self.beta,
             "alpha_over_n": self.alpha_over_n,
             "groups": self.groups,
+            "activation": self.activation,
         }
 
 

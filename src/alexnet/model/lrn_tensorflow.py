@@ -20,6 +20,11 @@ where the CPU has them), between XLA loops for the elementwise parts: XLA's code
 most of the fused loop's time, and a bfloat16 matmul with a 0/1 band matrix is nearly free. The window sums
 of the squares are kept from the forward pass for the backward one. Rounding the squares and the sums to
 bfloat16 changes d by a few parts in 1,000 of alpha * W, as mixed precision rounds everything else.
+
+rectify=True takes the convolution's output before its ReLU and applies the ReLU inside these loops (Sec. 3.3
+normalizes "after applying the ReLU nonlinearity"): a = max(z, 0) replaces x above, and dL/dz is dL/da where
+z > 0, else 0, as TensorFlow's ReluGrad gives. The ReLU's own backward pass (read its output and the gradient,
+write a gradient: three full-size tensors) then disappears into LRN's.
 """
 
 from __future__ import annotations
@@ -32,17 +37,21 @@ import tensorflow as tf
 from alexnet.model.lrn import band_matrix
 
 
-def local_response_normalization(inputs, depth: int, k: float, alpha: float, beta: float, groups: int):
-    """b = a / (k + alpha * sum of a^2 over `depth` adjacent channels of its tower) ** beta, in float32."""
+def local_response_normalization(
+    inputs, depth: int, k: float, alpha: float, beta: float, groups: int, rectify: bool = False
+):
+    """b = a / (k + alpha * sum of a^2 over `depth` adjacent channels of its tower) ** beta, in float32;
+    a = max(inputs, 0) with rectify, else the inputs."""
     settings = (depth, float(k), float(alpha), float(beta), groups, inputs.shape[-1] // groups)
     if inputs.dtype == tf.bfloat16:
-        return _bfloat16_form(inputs, *settings[:4], width=settings[-1])
-    return fused_form(inputs, *settings)
+        return _bfloat16_form(inputs, *settings[:4], width=settings[-1], rectify=rectify)
+    return fused_form(inputs, *settings, rectify=rectify)
 
 
-def fused_form(inputs, depth: int, k: float, alpha: float, beta: float, groups: int, width: int):
+def fused_form(inputs, depth: int, k: float, alpha: float, beta: float, groups: int, width: int,
+               rectify: bool = False):  # fmt: skip
     """The float32 form, in any dtype: each pass one XLA loop (bench/lrn.py times it in bfloat16 too)."""
-    return with_gradient(inputs, *_compiled(depth, k, alpha, beta, groups, width))
+    return with_gradient(inputs, *_compiled(depth, k, alpha, beta, groups, width, rectify))
 
 
 def with_gradient(inputs, forward, backward):
@@ -57,11 +66,11 @@ def with_gradient(inputs, forward, backward):
 
 
 @functools.cache
-def _compiled(depth: int, k: float, alpha: float, beta: float, groups: int, width: int):
+def _compiled(depth: int, k: float, alpha: float, beta: float, groups: int, width: int, rectify: bool = False):
     """The two XLA functions for one layer's settings, made once per process: an eager call (a model called
     outside a compiled function, as evaluation's figures do) then reuses their trace and XLA compilation per
     input shape instead of compiling anew on every call."""
-    return xla_passes(masked_window_sum(depth, groups, width), k, alpha, beta)
+    return xla_passes(masked_window_sum(depth, groups, width), k, alpha, beta, rectify)
 
 
 def masked_window_sum(depth: int, groups: int, width: int):
@@ -85,8 +94,9 @@ def masked_window_sum(depth: int, groups: int, width: int):
     return window_sum
 
 
-def xla_passes(window_sum, k: float, alpha: float, beta: float):
+def xla_passes(window_sum, k: float, alpha: float, beta: float, rectify: bool = False):
     """The forward and the hand-written backward pass, each one XLA function, around a window sum."""
+    activated = _activated(rectify)
 
     def denominator(x):
         return k + alpha * window_sum(tf.square(x))
@@ -95,18 +105,33 @@ def xla_passes(window_sum, k: float, alpha: float, beta: float):
 
     @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     def forward(x):
-        x32 = tf.cast(x, tf.float32)
-        return tf.cast(x32 * power(denominator(x32)), x.dtype)
+        a = activated(x)
+        return tf.cast(a * power(denominator(a)), x.dtype)
 
     @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     def backward(x, upstream):
-        x32, g = tf.cast(x, tf.float32), tf.cast(upstream, tf.float32)
-        d = denominator(x32)
+        a, g = activated(x), tf.cast(upstream, tf.float32)
+        d = denominator(a)
         factor = power(d)
-        inner = window_sum(g * x32 * factor / d)
-        return tf.cast(g * factor - (2.0 * alpha * beta) * x32 * inner, x.dtype)
+        inner = window_sum(g * a * factor / d)
+        return tf.cast(_through_relu(x, g * factor - (2.0 * alpha * beta) * a * inner, rectify), x.dtype)
 
     return forward, backward
+
+
+def _activated(rectify: bool):
+    """x in float32, through the ReLU when LRN applies it."""
+
+    def activated(x):
+        x32 = tf.cast(x, tf.float32)
+        return tf.nn.relu(x32) if rectify else x32
+
+    return activated
+
+
+def _through_relu(x, gradient, rectify: bool):
+    """The gradient with respect to the ReLU's input: zero where x <= 0, as ReluGrad."""
+    return tf.where(x > 0, gradient, tf.zeros_like(gradient)) if rectify else gradient
 
 
 def _power(d, beta: float):
@@ -115,8 +140,9 @@ def _power(d, beta: float):
     return tf.pow(d, -beta)
 
 
-def _bfloat16_form(inputs, depth: int, k: float, alpha: float, beta: float, width: int):
-    window_sum, squares, normalized, inner_terms, input_gradient = _bfloat16_passes(depth, k, alpha, beta, width)
+def _bfloat16_form(inputs, depth: int, k: float, alpha: float, beta: float, width: int, rectify: bool = False):
+    passes = _bfloat16_passes(depth, k, alpha, beta, width, rectify)
+    window_sum, squares, normalized, inner_terms, input_gradient = passes
 
     @tf.autograph.experimental.do_not_convert
     @tf.custom_gradient
@@ -132,11 +158,12 @@ def _bfloat16_form(inputs, depth: int, k: float, alpha: float, beta: float, widt
 
 
 @functools.cache
-def _bfloat16_passes(depth: int, k: float, alpha: float, beta: float, width: int):
+def _bfloat16_passes(depth: int, k: float, alpha: float, beta: float, width: int, rectify: bool = False):
     """The bfloat16 form's steps for one layer's settings: the window sum as a bfloat16 matmul per tower, and
     three small XLA loops around it (made once per process, as _compiled's)."""
     band = band_matrix(width, depth)
     compiled = functools.partial(tf.function, jit_compile=True, autograph=False, reduce_retracing=True)
+    activated = _activated(rectify)
 
     def window_sum(values):
         flat = tf.reshape(values, [-1, width])  # a row per pixel and tower
@@ -144,11 +171,11 @@ def _bfloat16_passes(depth: int, k: float, alpha: float, beta: float, width: int
 
     def factors(x, sums):
         d = k + alpha * tf.cast(sums, tf.float32)
-        return tf.cast(x, tf.float32), d, _power(d, beta)
+        return activated(x), d, _power(d, beta)
 
     @compiled
     def squares(x):
-        return tf.cast(tf.square(tf.cast(x, tf.float32)), tf.bfloat16)
+        return tf.cast(tf.square(activated(x)), tf.bfloat16)
 
     @compiled
     def normalized(x, sums):
@@ -164,6 +191,6 @@ def _bfloat16_passes(depth: int, k: float, alpha: float, beta: float, width: int
     def input_gradient(x, sums, upstream, inner):
         x32, _, factor = factors(x, sums)
         g, inner = tf.cast(upstream, tf.float32), tf.cast(inner, tf.float32)
-        return tf.cast(g * factor - (2.0 * alpha * beta) * x32 * inner, tf.bfloat16)
+        return tf.cast(_through_relu(x, g * factor - (2.0 * alpha * beta) * x32 * inner, rectify), tf.bfloat16)
 
     return window_sum, squares, normalized, inner_terms, input_gradient
