@@ -41,10 +41,10 @@ def copies():
     compiled = tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     xla_forward, xla_backward = compiled(forward), compiled(backward)
 
-    def xla_copy(inputs, *settings, rectify=True):
+    def xla_copy(inputs, *settings, **options):  # always rectifies, as the model's LRN does
         return with_gradient(inputs, xla_forward, xla_backward)
 
-    def plain_copy(inputs, *settings, rectify=True):
+    def plain_copy(inputs, *settings, **options):
         return with_gradient(inputs, forward, backward)
 
     return xla_copy, plain_copy

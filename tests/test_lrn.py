@@ -120,7 +120,7 @@ def test_each_fast_form_equals_keras_ops_in_value_and_gradient(dtype, form):
         def fast(inputs):
             return candidate(inputs, layer.depth, layer.k, layer.alpha, layer.beta, layer.groups)
 
-    pairs = both_forms_raw(layer.call_ops, fast, x, upstream)
+    pairs = both_forms_raw(layer.call_ops, fast, x=x, upstream=upstream)
     (ops_y, ops_grad), (fast_y, fast_grad) = ([tf.cast(t, tf.float32).numpy() for t in pair] for pair in pairs)
     tolerance = {"float32": (1e-5, 1e-6), "bfloat16": (2e-2, 2e-2)}[dtype]
     np.testing.assert_allclose(fast_y, ops_y, rtol=tolerance[0], atol=tolerance[1])
@@ -129,9 +129,9 @@ def test_each_fast_form_equals_keras_ops_in_value_and_gradient(dtype, form):
     assert not np.allclose(ops_grad, trivial, rtol=1e-2)
 
 
-def both_forms_raw(reference, fast, x, upstream):
+def both_forms_raw(*forms, x, upstream):
     results = []
-    for form in (reference, fast):
+    for form in forms:
         with tf.GradientTape() as tape:
             tape.watch(x)
             y = form(x)
@@ -187,12 +187,9 @@ def test_the_relu_inside_lrn_equals_relu_then_lrn_in_value_and_gradient(dtype):
     for one in (layer, plain):
         one.build(z.shape)
 
-    def as_numpy(pair):
-        return [tf.cast(t, tf.float32).numpy() for t in pair]
-
-    (ops_y, ops_grad), (fused_y, fused_grad) = map(as_numpy, both_forms_raw(layer.call_ops, layer.call, z, upstream))
-    _, (composed_y, composed_grad) = map(
-        as_numpy, both_forms_raw(layer.call_ops, lambda inputs: plain.call(tf.nn.relu(inputs)), z, upstream)
+    forms = (layer.call_ops, layer.call, lambda inputs: plain.call(tf.nn.relu(inputs)))
+    (ops_y, ops_grad), (fused_y, fused_grad), (composed_y, composed_grad) = (
+        [tf.cast(t, tf.float32).numpy() for t in pair] for pair in both_forms_raw(*forms, x=z, upstream=upstream)
     )
     rtol, atol = {"float32": (1e-5, 1e-6), "bfloat16": (2e-2, 2e-2)}[dtype]
     for y, grad in ((fused_y, fused_grad), (composed_y, composed_grad)):

@@ -66,7 +66,7 @@ def with_gradient(inputs, forward, backward):
 
 
 @functools.cache
-def _compiled(depth: int, k: float, alpha: float, beta: float, groups: int, width: int, rectify: bool = False):
+def _compiled(depth: int, k: float, alpha: float, beta: float, groups: int, width: int, rectify: bool):
     """The two XLA functions for one layer's settings, made once per process: an eager call (a model called
     outside a compiled function, as evaluation's figures do) then reuses their trace and XLA compilation per
     input shape instead of compiling anew on every call."""
@@ -140,7 +140,7 @@ def _power(d, beta: float):
     return tf.pow(d, -beta)
 
 
-def _bfloat16_form(inputs, depth: int, k: float, alpha: float, beta: float, width: int, rectify: bool = False):
+def _bfloat16_form(inputs, depth: int, k: float, alpha: float, beta: float, width: int, rectify: bool):
     passes = _bfloat16_passes(depth, k, alpha, beta, width, rectify)
     window_sum, squares, normalized, inner_terms, input_gradient = passes
 
@@ -158,7 +158,7 @@ def _bfloat16_form(inputs, depth: int, k: float, alpha: float, beta: float, widt
 
 
 @functools.cache
-def _bfloat16_passes(depth: int, k: float, alpha: float, beta: float, width: int, rectify: bool = False):
+def _bfloat16_passes(depth: int, k: float, alpha: float, beta: float, width: int, rectify: bool):
     """The bfloat16 form's steps for one layer's settings: the window sum as a bfloat16 matmul per tower, and
     three small XLA loops around it (made once per process, as _compiled's)."""
     band = band_matrix(width, depth)
