@@ -99,10 +99,9 @@ def machine() -> dict:
     whether TensorFlow runs oneDNN in this environment. TF_ENABLE_ONEDNN_OPTS and ONEDNN_MAX_CPU_ISA reach
     every worker process; ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 CPU is an emulation of an AVX2-only CPU's
     oneDNN kernels, not such a CPU (its caches, clocks and memory are the AVX-512 machine's). The emulation
-    caps XLA's loops too (XLA_FLAGS=--xla_cpu_max_isa=AVX2, recorded). torch's own kernels and torch.compile's
-    code keep AVX-512: under ATEN_CPU_CAPABILITY=avx2 (recorded when set) the compiled paper net's backward
-    failed on this CPU (torch 2.13: scatter_reduce index out of bounds), so a ratio under the cap is a
-    conservative one for Keras."""
+    caps XLA's loops too (XLA_FLAGS=--xla_cpu_max_isa=AVX2, recorded), and train_throughput caps torch's code
+    outside oneDNN (alexnet.cpu.torch_code_caps, recorded per torch row) except a compiled model's ATen
+    kernels."""
     import platform
 
     from alexnet.cpu import cpu_kind, onednn_in_effect

@@ -6,6 +6,11 @@ float32 and each side's mixed precision (Keras mixed_bfloat16, torch bfloat16 au
 every layout: channels_last, the Keras LRN formulation, towers as a grouped conv or split convs, eager
 and torch.compile'd (inductor).
 
+Under the AVX2 emulation (ONEDNN_MAX_CPU_ISA=AVX2) torch's code outside oneDNN is capped as well
+(alexnet.cpu.torch_code_caps: MKL's GEMMs, torch.compile's vector width and, eager, ATen's kernels), as
+XLA_FLAGS caps XLA's; each torch row records its caps. The fastest twin also runs uncapped ("groups+compile,
+uncapped"): the headline is against the capped twins, and the ratio against the uncapped one is printed beside it.
+
 Every configuration runs once per round, rounds interleaved; its rate is the median over rounds of each
 round's median step. A round is repeated (at most 3 more times) while other processes keep more than 1.5
 cores busy (bench/rounds.py); each round's loads are in the JSON. Reported:
@@ -32,10 +37,13 @@ from pathlib import Path
 
 from rounds import machine, machine_line, median_rate, run_round, time_steps, without_verdicts
 
+from alexnet.cpu import MKL_ISA_CAP, TORCH_ISA_CAP, torch_code_caps
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results" / "train_throughput.json"
 RESULT_PREFIX = "RESULT "
 TORCH_VARIANTS = ("groups", "split", "groups+compile", "split+compile")
+UNCAPPED = ", uncapped"  # the label of the torch twin whose code keeps AVX-512 under the emulation
 KERAS_PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 REVERSE_PRECISIONS = {policy: name for name, policy in KERAS_PRECISIONS.items()}
 
@@ -72,6 +80,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--worker", choices=("keras", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--precision", choices=tuple(KERAS_PRECISIONS), help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--simdlen", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.warmup, args.steps, args.rounds, args.size, args.batch = 1, 2, 1, 64, 16
@@ -139,6 +148,10 @@ def torch_worker(args) -> dict:
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(args.threads)
     torch.manual_seed(0)
+    if args.simdlen:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.cpp.simdlen = args.simdlen
     channels_last = torch.channels_last
     towers_as = args.variant.removesuffix("+compile")
     model = AlexNetTwin(args.classes, args.towers, towers_as=towers_as, input_size=args.size)
@@ -160,10 +173,17 @@ def torch_worker(args) -> dict:
 
     times = time_steps(step, args.warmup, args.steps)
     params = sum(p.numel() for p in model.parameters())
-    return {"params": params, "times": times, "version": f"torch {torch.__version__}"}
+    result = {"params": params, "times": times, "version": f"torch {torch.__version__}"}
+    if args.variant.endswith("+compile"):
+        from torch._inductor.cpu_vec_isa import pick_vec_isa
+
+        result["inductor_isa"] = str(pick_vec_isa())  # what the generated loops were vectorized for
+    return result
 
 
-def measure(args, framework: str, precision: str, variant: str = "") -> dict:
+def measure(args, framework: str, precision: str, variant: str = "", capped: bool = True) -> dict:
+    """One configuration in its own process. A torch one gets the emulation's caps (none natively) unless
+    `capped` is False."""
     command = [
         sys.executable, __file__, "--worker", framework, "--precision", precision, "--variant", variant,
         "--batch", str(args.batch), "--size", str(args.size), "--classes", str(args.classes),
@@ -176,6 +196,10 @@ def measure(args, framework: str, precision: str, variant: str = "") -> dict:
         "OMP_NUM_THREADS": str(args.threads),
         "MKL_NUM_THREADS": str(args.threads),
     }
+    caps = torch_code_caps(compiled=variant.endswith("+compile")) if framework == "torch" and capped else {}
+    env.update({name: caps[name] for name in (MKL_ISA_CAP, TORCH_ISA_CAP) if name in caps})
+    if "inductor_simdlen" in caps:
+        command += ["--simdlen", str(caps["inductor_simdlen"])]
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if result.returncode or not lines:
@@ -188,14 +212,16 @@ def measure(args, framework: str, precision: str, variant: str = "") -> dict:
     row = {
         "framework": framework,
         "precision": precision,
-        "variant": variant or "paper",
+        "variant": (variant or "paper") + ("" if capped else UNCAPPED),
+        "code_caps": caps,
+        **({"inductor_isa": raw["inductor_isa"]} if "inductor_isa" in raw else {}),
         "params": raw["params"],
         "step_s_median": round(median, 4),
         "step_s_all": [round(t, 4) for t in raw["times"]],
         "images_per_s": round(args.batch / median, 2),
         "version": raw["version"],
     }
-    print(f"  {framework:6} {precision:9} {row['variant']:16} {row['images_per_s']:8.1f} img/s", flush=True)
+    print(f"  {framework:6} {precision:9} {row['variant']:24} {row['images_per_s']:8.1f} img/s", flush=True)
     return row
 
 
@@ -205,6 +231,8 @@ def one_round(args) -> list[dict]:
         rows.append(measure(args, "keras", precision))
         rows.append(measure(args, "keras", precision, "no LRN"))
         rows.extend(measure(args, "torch", precision, variant) for variant in args.torch_variants)
+        if torch_code_caps() and "groups+compile" in args.torch_variants:
+            rows.append(measure(args, "torch", precision, "groups+compile", capped=False))
     if args.auto:
         rows.append(measure(args, "keras", "float32", "auto"))
     return rows
@@ -224,10 +252,15 @@ def summarize(args, rounds: list[dict]) -> dict:
     rate = {key: entry["images_per_s"] for key, entry in configs.items()}
 
     keras_best = max((key for key in rate if key[0] == "keras" and key[2] == "paper"), key=rate.get)
-    torch_best = max((key for key in rate if key[0] == "torch"), key=rate.get)
+    torch_best = max((key for key in rate if key[0] == "torch" and not key[2].endswith(UNCAPPED)), key=rate.get)
     headline = {"keras": {"precision": keras_best[1], "images_per_s": rate[keras_best]},
                 "torch": {"precision": torch_best[1], "variant": torch_best[2], "images_per_s": rate[torch_best]},
                 "ratio": round(rate[keras_best] / rate[torch_best], 3), "goal": 1.3}  # fmt: skip
+    uncapped = [key for key in rate if key[0] == "torch" and key[2].endswith(UNCAPPED)]
+    if uncapped:
+        fastest = max(uncapped, key=rate.get)
+        headline["torch_uncapped"] = {"precision": fastest[1], "variant": fastest[2], "images_per_s": rate[fastest],
+                                      "ratio": round(rate[keras_best] / rate[fastest], 3)}  # fmt: skip
     headline["goal_met"] = headline["ratio"] >= 1.3
     lrn = {}
     for precision in args.precisions:
@@ -254,14 +287,22 @@ def summarize(args, rounds: list[dict]) -> dict:
 def print_tables(args, summary: dict) -> None:
     rate = {(c["framework"], c["precision"], c["variant"]): c["images_per_s"] for c in summary["configs"]}
     variants = ["paper", "no LRN"] + list(args.torch_variants)
-    print(f"\nimages/s, median of {args.rounds} rounds\n{'':10}" + "".join(f"{v:>16}" for v in variants))
+    variants += sorted({c["variant"] for c in summary["configs"] if c["variant"].endswith(UNCAPPED)})
+    widths = [max(16, len(v) + 2) for v in variants]
+    header = "".join(f"{v:>{w}}" for v, w in zip(variants, widths, strict=True))
+    print(f"\nimages/s, median of {args.rounds} rounds\n{'':10}" + header)
     for precision in args.precisions:
         cells = [rate.get(("keras", precision, v)) or rate.get(("torch", precision, v)) for v in variants]
-        print(f"{precision:10}" + "".join(f"{c:16.1f}" if c else f"{'-':>16}" for c in cells))
+        row = (f"{c:{w}.1f}" if c else f"{'-':>{w}}" for c, w in zip(cells, widths, strict=True))
+        print(f"{precision:10}" + "".join(row))
     h, lrn, auto = summary["headline"], summary["lrn"], summary["auto"]
     print(f"\nheadline: keras {h['keras']['precision']} {h['keras']['images_per_s']:.1f} img/s vs fastest torch "
           f"({h['torch']['precision']}, {h['torch']['variant']}) {h['torch']['images_per_s']:.1f}: "
           f"{h['ratio']:.2f}x (goal >= 1.3: {'met' if h['goal_met'] else 'not met'})")
+    if "torch_uncapped" in h:
+        uncapped = h["torch_uncapped"]
+        print(f"  against torch {uncapped['variant']} (AVX-512 code outside oneDNN, not an AVX2 CPU's): "
+              f"{uncapped['images_per_s']:.1f} img/s, {uncapped['ratio']:.2f}x")
     for precision in args.precisions:
         print(f"LRN {precision}: paper net at {lrn[precision]['fraction_of_no_lrn']:.2f} of the no-LRN rate "
               f"(LRN {lrn[precision]['lrn_share_of_step']:.0%} of the step)")

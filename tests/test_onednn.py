@@ -99,6 +99,15 @@ def test_tensorflows_own_rule_and_the_environment_as_benchmarks_record_them():
     assert cpu.xla_isa_cap({"XLA_FLAGS": "--xla_dump_to=/tmp/x"}) is None and cpu.xla_isa_cap({}) is None
 
 
+def test_the_avx2_emulation_caps_torchs_code_outside_onednn_too():
+    emulated = {cpu.ONEDNN_ISA_CAP: "avx2"}
+    assert cpu.torch_code_caps(emulated) == {cpu.MKL_ISA_CAP: "AVX2", cpu.TORCH_ISA_CAP: "avx2"}
+    # torch.compile'd: its generated loops at 256 bits; ATen's kernels stay (the compiled backward fails there)
+    assert cpu.torch_code_caps(emulated, compiled=True) == {cpu.MKL_ISA_CAP: "AVX2", "inductor_simdlen": 256}
+    assert cpu.torch_code_caps({}) == {} and cpu.torch_code_caps({}, compiled=True) == {}
+    assert cpu.torch_code_caps({cpu.ONEDNN_ISA_CAP: "AVX512_CORE"}) == {}
+
+
 def test_a_bad_setting_is_one_line_naming_the_key(raw_params):
     assert backend.untimed({"onednn": "yes"}) == "train.onednn is 'yes'"  # never timed before config says so
     raw_params["train"]["onednn"] = "yes"

@@ -12,6 +12,7 @@ ONEDNN_ISA_CAP = "ONEDNN_MAX_CPU_ISA"  # oneDNN's own cap: AVX2 emulates an AVX2
 # torch's own kernels and torch.compile's generated code.
 XLA_ISA_CAP_FLAG = "--xla_cpu_max_isa="
 TORCH_ISA_CAP = "ATEN_CPU_CAPABILITY"
+MKL_ISA_CAP = "MKL_ENABLE_INSTRUCTIONS"  # MKL's GEMMs: torch's fully connected layers
 # TensorFlow's own rule (tsl/util/port.cc, IsMklEnabled): oneDNN on by default only with one of these.
 TENSORFLOW_ONEDNN_FLAGS = ("avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
 RECORDED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
@@ -55,6 +56,20 @@ def xla_isa_cap(environ=os.environ) -> str | None:
     caps = [flag.removeprefix(XLA_ISA_CAP_FLAG) for flag in environ.get("XLA_FLAGS", "").split()
             if flag.startswith(XLA_ISA_CAP_FLAG)]  # fmt: skip
     return caps[-1] if caps else None
+
+
+def torch_code_caps(environ=os.environ, compiled: bool = False) -> dict:
+    """The caps that carry an AVX2 emulation (ONEDNN_MAX_CPU_ISA=AVX2...) to torch's code outside oneDNN, as
+    XLA_FLAGS carries it to XLA's: MKL's GEMMs (MKL_ENABLE_INSTRUCTIONS), the vector width of torch.compile's
+    generated loops (inductor's cpp.simdlen, 256 bits) and, for an eager model, ATen's kernels
+    (ATEN_CPU_CAPABILITY). A compiled model keeps ATen's AVX-512 kernels: under ATEN_CPU_CAPABILITY=avx2 the
+    compiled paper net's backward fails (torch 2.13, scatter_reduce index out of bounds). {} without the
+    emulation, or with a cap other than AVX2."""
+    if not (environ.get(ONEDNN_ISA_CAP) or "").upper().startswith("AVX2"):
+        return {}
+    if compiled:
+        return {MKL_ISA_CAP: "AVX2", "inductor_simdlen": 256}
+    return {MKL_ISA_CAP: "AVX2", TORCH_ISA_CAP: "avx2"}
 
 
 def tensorflow_default_onednn(flags: set[str] | None = None) -> bool:
