@@ -88,6 +88,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def paper_model(towers: int, lrn: bool, classes: int, size: int):
+    """The paper net (Sec. 3) compiled with the paper's SGD (Sec. 5), as the benchmarks time it."""
+    import keras
+
+    from alexnet.config import ModelConfig
+    from alexnet.model import build_model
+    from alexnet.optimizer import PaperSGD
+
+    paper = ModelConfig(architecture="alexnet", towers=towers, activation="relu", dropout=0.5,
+                        dropout_scaling="inverted", lrn=lrn, lrn_alpha_over_n=False, pooling="overlapping",
+                        init="paper", width=1.0, fc_units=4096)  # fmt: skip
+    model = build_model(paper, classes, size)
+    model.compile(optimizer=PaperSGD(learning_rate=0.01, momentum=0.9, weight_decay=0.0005),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+    return model
+
+
 def keras_worker(args) -> dict:
     import tensorflow as tf
 
@@ -95,32 +112,11 @@ def keras_worker(args) -> dict:
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import keras
 
-    from alexnet.config import ModelConfig
-    from alexnet.model import build_model
-    from alexnet.optimizer import PaperSGD
 
     keras.utils.set_random_seed(0)
-    paper = ModelConfig(
-        architecture="alexnet",
-        towers=args.towers,
-        activation="relu",
-        dropout=0.5,
-        dropout_scaling="inverted",
-        lrn=args.variant != "no LRN",
-        lrn_alpha_over_n=False,
-        pooling="overlapping",
-        init="paper",
-        width=1.0,
-        fc_units=4096,
-    )
 
     def build():
-        model = build_model(paper, args.classes, args.size)
-        model.compile(
-            optimizer=PaperSGD(learning_rate=0.01, momentum=0.9, weight_decay=0.0005),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
-        return model
+        return paper_model(args.towers, args.variant != "no LRN", args.classes, args.size)
 
     version = f"keras {keras.__version__} tf {tf.__version__}"
     if args.variant == "auto":  # what `precision: auto` would choose here, timed as training does
