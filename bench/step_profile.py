@@ -3,7 +3,7 @@
 this machine's float32 (or bfloat16) matmul rate through the same kernels (oneDNN when it is on). A convolution
 near that rate leaves nothing to win in it; the rest of the step is what a faster Keras could still cut.
 
-    python bench/step_profile.py                          # paper net, 224 px, batch 64, float32, 3 profiled steps
+    python bench/step_profile.py                          # paper net, 224 px, batch 64, float32, 4 profiled steps
     python bench/step_profile.py --precision mixed_bfloat16
     env ONEDNN_MAX_CPU_ISA=AVX2 XLA_FLAGS=--xla_cpu_max_isa=AVX2 TF_ENABLE_ONEDNN_OPTS=1 python bench/step_profile.py
     python bench/step_profile.py --quick                  # smoke test: 64 px, batch 8; its JSON says "quick"
@@ -29,6 +29,7 @@ from train_throughput import paper_model  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 XLA_LAUNCH = "CpuExecutable::ExecuteAsyncOnStream"  # one XLA cluster's run: its loops are not TensorFlow ops
+STEP_EVENT = "EagerLocalExecute: __inference_one_step_on_data"  # one call of Keras' compiled train step
 KINDS = {  # TensorFlow op type (oneDNN's or not) -> what it is in the step
     "convolutions": ("Conv2D", "FusedConv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter",
                      "Conv2DBackpropFilterWithBias"),
@@ -64,46 +65,49 @@ def conv_layer_flops(model, batch: int) -> dict[str, float]:
     return flops
 
 
-def matmul_rate(dtype: str, size: int = 2048, repeats: int = 5) -> float:
-    """GFLOP/s of a square matmul through TensorFlow's kernels, the ceiling a convolution could reach here."""
+def matmul_rate(dtype: str, size: int = 4096, repeats: int = 3) -> float:
+    """GFLOP/s of a large square matmul through TensorFlow's kernels (the best of `repeats`): about what a
+    convolution can reach here."""
     import tensorflow as tf
 
     kind = tf.bfloat16 if "bfloat16" in dtype else tf.float32
     a, b = (tf.cast(tf.random.normal((size, size)), kind) for _ in range(2))
     matmul = tf.function(lambda: tf.linalg.matmul(a, b))
-    times = time_steps(lambda: matmul().numpy(), 2, repeats)
-    return 2 * size**3 / statistics.median(times) / 1e9
+    times = time_steps(lambda: matmul().numpy(), 1, repeats)
+    return 2 * size**3 / min(times) / 1e9
 
 
 def profile_ops(step, steps: int) -> collections.Counter:
-    """Milliseconds per step of each TensorFlow op (name:type) on the host, from the profiler's trace."""
+    """Milliseconds per step of each TensorFlow op (name:type) on the host, from the profiler's trace of
+    `steps` + 1 steps: the first one traced is dropped (starting the trace slows it)."""
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
-        for _ in range(steps):
+        for _ in range(steps + 1):
             step()
         tf.profiler.experimental.stop()
         (trace,) = Path(logdir).rglob("*.xplane.pb")
         space = xplane_pb2.XSpace.FromString(trace.read_bytes())
+    (host,) = (plane for plane in space.planes if plane.name == "/host:CPU")
+    name_of = host.event_metadata
+    events = [(line.timestamp_ns * 1000 + event.offset_ps, event.duration_ps, name_of[event.metadata_id].name)
+              for line in host.lines for event in line.events]  # fmt: skip
+    step_starts = sorted(start for start, _, name in events if name.startswith(STEP_EVENT))
+    assert len(step_starts) == steps + 1, f"{len(step_starts)} steps in the trace, not {steps + 1}"
     per_op = collections.Counter()
-    for plane in space.planes:
-        if plane.name != "/host:CPU":
-            continue
-        for line in plane.lines:
-            for event in line.events:
-                name = plane.event_metadata[event.metadata_id].name
-                # "op:Type" is one op; "Class::method" events wrap ops (counted once, as their ops), except XLA's
-                if (":" in name and "::" not in name and ": " not in name) or name == XLA_LAUNCH:
-                    per_op[name] += event.duration_ps / 1e9 / steps
+    for start, duration, name in events:
+        # "op:Type" is one op; "Class::method" events wrap ops (counted once, as their ops), except XLA's
+        if start >= step_starts[1] and ((":" in name and "::" not in name and ": " not in name) or name == XLA_LAUNCH):
+            per_op[name] += duration / 1e9 / steps
     return per_op
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32")
-    parser.add_argument("--steps", type=int, default=3, help="profiled steps (after 3 warm-up and 5 timed ones)")
+    parser.add_argument("--steps", type=int, default=4, help="profiled steps (after 3 warm-up and 5 timed ones)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "step_profile.json")
     args = parser.parse_args()
@@ -141,7 +145,7 @@ def main() -> None:
         ms = sum(t for name, t in per_op.items() if is_conv_of(name, layer))
         layers[layer] = {"ms": round(ms, 1), "gflop": round(layer_flops / 1e9, 2),
                          "gflop_per_s": round(layer_flops / 1e9 / (ms / 1000), 1) if ms else None}  # fmt: skip
-    print(f"\nconvolutions, forward and backward (matmul here: {peak:.0f} GFLOP/s)")
+    print(f"\nconvolutions, forward and backward (a 4096x4096 matmul here: {peak:.0f} GFLOP/s)")
     for layer, row in layers.items():
         rate = row["gflop_per_s"]
         share = f"{rate / peak:5.0%} of the matmul rate" if rate else "not found in the trace"
