@@ -156,6 +156,7 @@ bench: setup
 	$(BIN)/python bench/lrn.py
 	$(BIN)/python bench/optimizer_update.py
 	$(BIN)/python bench/lrn_in_step.py
+	$(BIN)/python bench/step_profile.py
 
 clean:
 	rm -rf $(VENV)
