@@ -9,7 +9,8 @@ near that rate leaves nothing to win in it; the rest of the step is what a faste
     python bench/step_profile.py --quick                  # smoke test: 64 px, batch 8; its JSON says "quick"
 
 One process, no rounds: a profile, not a speed figure (the step under the profiler is a few % slower; the
-unprofiled step is printed beside it).
+unprofiled step is printed beside it). An XLA cluster counts from its launch to its end, its waits for the
+thread pool included, so "XLA loops" is an upper bound on the loops' own time.
 """
 
 from __future__ import annotations
