@@ -112,7 +112,6 @@ def keras_worker(args) -> dict:
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import keras
 
-
     keras.utils.set_random_seed(0)
 
     def build():
@@ -193,6 +192,8 @@ def measure(args, framework: str, precision: str, variant: str = "", capped: boo
         "MKL_NUM_THREADS": str(args.threads),
     }
     caps = torch_code_caps(compiled=variant.endswith("+compile")) if framework == "torch" and capped else {}
+    if framework == "torch" and not capped:  # not even caps the caller's environment set
+        env = {name: value for name, value in env.items() if name not in (MKL_ISA_CAP, TORCH_ISA_CAP)}
     env.update({name: caps[name] for name in (MKL_ISA_CAP, TORCH_ISA_CAP) if name in caps})
     if "inductor_simdlen" in caps:
         command += ["--simdlen", str(caps["inductor_simdlen"])]
