@@ -55,18 +55,23 @@ def is_conv_of(op: str, layer: str) -> bool:
 
 def conv_layer_flops(model, batch: int) -> dict[str, float]:
     """Multiply-adds x 2 of each convolution layer's forward pass; its two backward passes cost as much each
-    (conv1 has only the filter gradient: nothing needs the image's)."""
+    (the first layer has only the filter gradient: nothing needs the image's)."""
+    from alexnet.model.alexnet import TowerConv2D
+
     flops = {}
     for layer in model.layers:
-        if layer.__class__.__name__ == "TowerConv2D":
+        if isinstance(layer, TowerConv2D):
             _, height, width, channels_out = layer.output.shape
             kernel_height, kernel_width, channels_in_per_group, _ = layer.kernel.shape
             forward = 2 * batch * height * width * channels_out * channels_in_per_group * kernel_height * kernel_width
-            flops[layer.name] = forward * (2 if layer.name == "conv1" else 3)
+            flops[layer.name] = forward * (3 if flops else 2)
     return flops
 
 
-def matmul_rate(dtype: str, size: int = 4096, repeats: int = 3) -> float:
+MATMUL_SIZE = 4096
+
+
+def matmul_rate(dtype: str, size: int = MATMUL_SIZE, repeats: int = 3) -> float:
     """GFLOP/s of a large square matmul through TensorFlow's kernels (the best of `repeats`): about what a
     convolution can reach here."""
     import tensorflow as tf
@@ -146,7 +151,7 @@ def main() -> None:
         ms = sum(t for name, t in per_op.items() if is_conv_of(name, layer))
         layers[layer] = {"ms": round(ms, 1), "gflop": round(layer_flops / 1e9, 2),
                          "gflop_per_s": round(layer_flops / 1e9 / (ms / 1000), 1) if ms else None}  # fmt: skip
-    print(f"\nconvolutions, forward and backward (a 4096x4096 matmul here: {peak:.0f} GFLOP/s)")
+    print(f"\nconvolutions, forward and backward (a {MATMUL_SIZE}x{MATMUL_SIZE} matmul here: {peak:.0f} GFLOP/s)")
     for layer, row in layers.items():
         rate = row["gflop_per_s"]
         share = f"{rate / peak:5.0%} of the matmul rate" if rate else "not found in the trace"
